@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh clone: `make run` and `make test`.
+.DEFAULT_GOAL := help
+.PHONY: help install run migrate test lint format
+
+# uv from PATH, or installed with pip into .tools/ when missing.
+UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
+# Use the Python on this machine; never download one.
+export UV_PYTHON_DOWNLOADS := never
+RUN := $(UV) run --locked
+
+help:  ## List the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet "uv>=0.9,<1"
+
+install: $(UV)  ## Create .venv from uv.lock
+	$(UV) sync --locked
+
+migrate: install  ## Apply the migrations to DATABASE_URL (aerich upgrade)
+	$(RUN) aerich upgrade
+
+run: migrate  ## Serve the app (SQLite by default) on HOST:PORT
+	$(RUN) python main.py
+
+lint: install  ## ruff (lint and format check) and mypy
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+
+format: install  ## Fix what ruff can fix
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+test: lint  ## Lint, type-check and run the whole suite
+	$(RUN) pytest $(PYTEST_ARGS)

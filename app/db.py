@@ -1,0 +1,32 @@
+"""Tortoise configuration and the user-database dependency."""
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from app.settings import Settings, load_settings
+from app.user_db import TortoiseUserDatabase
+
+MODEL_MODULES = ["app.models", "aerich.models"]
+
+
+def tortoise_config(settings: Settings) -> dict[str, Any]:
+    """The Tortoise config for `settings.database_url`, shared by the app and Aerich."""
+    return {
+        "connections": {"default": settings.database_url},
+        "apps": {"models": {"models": MODEL_MODULES, "default_connection": "default"}},
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def __getattr__(name: str) -> Any:
+    # Aerich reads `app.db.TORTOISE_ORM` ([tool.aerich] in pyproject.toml); it is built
+    # on access so that importing this module reads no settings.
+    if name == "TORTOISE_ORM":
+        return tortoise_config(load_settings())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+async def get_user_db() -> AsyncGenerator[TortoiseUserDatabase, None]:
+    """Provide the user database to FastAPI Users."""
+    yield TortoiseUserDatabase()

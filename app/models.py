@@ -1,0 +1,80 @@
+"""The Tortoise `User` model and the pydantic schemas built on it (`UserDB` among them)."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fastapi_users import schemas
+from pydantic import ConfigDict, field_validator
+from tortoise import fields
+from tortoise.contrib.pydantic import PydanticModel
+from tortoise.models import Model
+
+EMAIL_MAX_LENGTH = 320
+
+
+def normalize_email(email: str) -> str:
+    """The stored, canonical form of an address: one account per address whatever its case."""
+    return email.strip().lower()
+
+
+class User(Model):
+    """A user account; its e-mail is stored normalized, in lower case."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
+    email = fields.CharField(max_length=EMAIL_MAX_LENGTH, unique=True)
+    hashed_password = fields.CharField(max_length=1024)
+    is_active = fields.BooleanField(default=True)
+    is_superuser = fields.BooleanField(default=False)
+    is_verified = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "user"
+
+
+class UserDB(PydanticModel):
+    """A user as the adapter returns it and the manager works with it."""
+
+    model_config = ConfigDict(from_attributes=True, orig_model=User)  # type: ignore[typeddict-unknown-key]
+
+    id: uuid.UUID
+    email: str
+    hashed_password: str
+    is_active: bool
+    is_superuser: bool
+    is_verified: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserRead(schemas.BaseUser[uuid.UUID]):
+    """A user as the API shows it."""
+
+
+class UserCreate(schemas.BaseUserCreate):
+    """The body of `POST /auth/register`."""
+
+    @field_validator("email")
+    @classmethod
+    def _normalize_email(cls, email: str) -> str:
+        return normalize_email(email)
+
+
+class UserUpdate(schemas.BaseUserUpdate):
+    """The body of `PATCH /users/me` and `PATCH /users/{id}`; omitted fields stay as they are."""
+
+    @field_validator("email")
+    @classmethod
+    def _normalize_email(cls, email: str | None) -> str | None:
+        return None if email is None else normalize_email(email)
+
+    @field_validator("email", "password", "is_active", "is_superuser", "is_verified", mode="before")
+    @classmethod
+    def _refuse_null(cls, value: Any) -> Any:
+        # An explicit null would reach the database as NULL in a NOT NULL column;
+        # leaving the field out is how a client keeps the current value.
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value

@@ -1,0 +1,129 @@
+"""Every setting of the service, read once from the environment (and an optional `.env`)."""
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+logger = logging.getLogger(__name__)
+
+MIN_SECRET_BYTES = 32
+# Values copied from examples and templates: a secret anyone has read is no secret.
+PLACEHOLDER_SECRETS = frozenset(
+    {"secret", "changethis", "changeme", "change-me", "your-secret-key", "supersecret"}
+)
+DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql", "asyncpg", "psycopg", "mysql", "asyncmy")
+
+
+class ConfigError(SystemExit):
+    """A setting is unusable; the message is one line that names the variable."""
+
+
+class Settings(BaseSettings):
+    """The service's configuration; each field is the environment variable of the same name."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = "sqlite://db.sqlite3"
+    secret: str | None = Field(default=None, repr=False)
+    dev_secret_file: Path = Path(".dev-secret")
+    jwt_lifetime_seconds: int = Field(default=3600, gt=0)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    password_min_length: int = Field(default=8, ge=1)
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_memory_cost: int = Field(default=65536, ge=8, description="KiB")
+    password_hash_parallelism: int = Field(default=4, ge=1)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lowercase_log_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in DATABASE_SCHEMES:
+            raise ValueError(
+                f"unsupported scheme {scheme!r}; use sqlite://, postgres:// or mysql://"
+            )
+        return value
+
+    @property
+    def jwt_secret(self) -> str:
+        """The signing secret; set once `resolve_secret` has run."""
+        if self.secret is None:
+            raise RuntimeError("resolve_secret() has not run on these settings")
+        return self.secret
+
+
+def secret_problem(secret: str | None) -> str | None:
+    """Say what makes `secret` unfit for production, or None when it is fine."""
+    if not secret:
+        return "is missing"
+    if secret.strip().lower() in PLACEHOLDER_SECRETS:
+        return "is a known placeholder"
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        return f"is shorter than {MIN_SECRET_BYTES} bytes"
+    return None
+
+
+def read_or_create_dev_secret(path: Path) -> str:
+    """Return the secret kept in `path`, creating it atomically so concurrent workers agree."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(secrets.token_urlsafe(48))
+    temporary.chmod(0o600)
+    try:
+        os.link(temporary, path)  # fails if another worker won the race; then use theirs
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink()
+    return path.read_text().strip()
+
+
+def load_settings() -> Settings:
+    """Read the settings, or stop with a one-line message naming the bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        names = [str(part).upper() for part in error["loc"]]
+        message = error["msg"].removeprefix("Value error, ")
+        prefix = f"{names[0]}: " if names else ""
+        raise ConfigError(f"Configuration error: {prefix}{message}") from None
+
+
+def resolve_secret(settings: Settings) -> Settings:
+    """Settings with a usable SECRET, or stop with a one-line message.
+
+    Production refuses a missing, short or placeholder secret. Development without
+    one warns and uses a random secret kept in `DEV_SECRET_FILE`.
+    """
+    if settings.environment == "production":
+        problem = secret_problem(settings.secret)
+        if problem:
+            raise ConfigError(f"Configuration error: SECRET {problem}")
+        return settings
+    if settings.secret:
+        return settings
+    logger.warning(
+        "SECRET is not set: using a random development secret kept in %s. "
+        "Set SECRET before running in production.",
+        settings.dev_secret_file,
+    )
+    return settings.model_copy(
+        update={"secret": read_or_create_dev_secret(settings.dev_secret_file)}
+    )

@@ -1,0 +1,99 @@
+"""Our Tortoise adapter for FastAPI Users (the upstream one stopped at fastapi-users 9.x)."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi_users.db import BaseUserDatabase
+from fastapi_users.exceptions import UserAlreadyExists, UserNotExists
+from tortoise.exceptions import IntegrityError
+from tortoise.queryset import QuerySetSingle
+
+from app.models import EMAIL_MAX_LENGTH, User, UserDB, normalize_email
+
+
+def is_storable_email(email: str) -> bool:
+    """Whether `email` could be a stored address; anything else matches no one.
+
+    Databases reject NUL bytes and unencodable text with an error, so such input
+    must not reach a query.
+    """
+    if not email or len(email) > EMAIL_MAX_LENGTH or "\x00" in email:
+        return False
+    try:
+        email.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
+    """Reads and writes `User` rows; returns `UserDB` models.
+
+    E-mails are stored normalized and matched exactly, so every lookup is served by
+    the unique index. The database's unique constraint, not a prior check, decides
+    whether an e-mail is taken: concurrent writers get `UserAlreadyExists`.
+    """
+
+    async def get(self, id: uuid.UUID) -> UserDB | None:
+        """The user with this id, or None."""
+        user = await User.get_or_none(id=id)
+        return None if user is None else UserDB.model_validate(user)
+
+    async def get_by_email(self, email: str) -> UserDB | None:
+        """The user with this e-mail in any letter case, or None."""
+        if not is_storable_email(email):
+            return None
+        user = await self.select_by_email(email)
+        return None if user is None else UserDB.model_validate(user)
+
+    def select_by_email(self, email: str) -> QuerySetSingle[User | None]:
+        """The query behind `get_by_email` (kept apart so its plan can be tested)."""
+        return User.get_or_none(email=normalize_email(email))
+
+    async def create(self, create_dict: dict[str, Any]) -> UserDB:
+        """Insert a user; raises `UserAlreadyExists` if the e-mail is taken."""
+        values = self._normalized(create_dict)
+        try:
+            user = await User.create(**values)
+        except IntegrityError:
+            await self._raise_if_email_taken(values)
+            raise
+        return UserDB.model_validate(user)
+
+    async def update(self, user: UserDB, update_dict: dict[str, Any]) -> UserDB:
+        """Apply `update_dict` to the user and return it fresh from the database.
+
+        Raises `UserAlreadyExists` if the new e-mail is taken and `UserNotExists`
+        if the user was deleted meanwhile.
+        """
+        values = self._normalized(update_dict)
+        if values:
+            # Only the given columns are written, so concurrent updates of other
+            # fields are not overwritten with stale values.
+            try:
+                await User.filter(id=user.id).update(**values, updated_at=datetime.now(UTC))
+            except IntegrityError:
+                await self._raise_if_email_taken(values)
+                raise
+        updated = await User.get_or_none(id=user.id)
+        if updated is None:
+            raise UserNotExists()
+        return UserDB.model_validate(updated)
+
+    async def delete(self, user: UserDB) -> None:
+        """Delete the user; deleting one already gone is not an error."""
+        await User.filter(id=user.id).delete()
+
+    @staticmethod
+    def _normalized(values: dict[str, Any]) -> dict[str, Any]:
+        if "email" not in values:
+            return dict(values)
+        return {**values, "email": normalize_email(values["email"])}
+
+    @staticmethod
+    async def _raise_if_email_taken(values: dict[str, Any]) -> None:
+        # The only unique column besides the random primary key is the e-mail;
+        # checking after the fact keeps us clear of driver-specific error texts.
+        if "email" in values and await User.exists(email=values["email"]):
+            raise UserAlreadyExists()
