@@ -1,0 +1,255 @@
+"""Fixtures: settings -> app from the factory -> client through its lifespan, on each database.
+
+Every database-backed test runs on SQLite, PostgreSQL and MariaDB. The schema is built
+once per database by `aerich upgrade` (the migrations, not `generate_schemas`), and
+rows are cleared before each test. On CI (`CI=true`) an unreachable server fails the
+run; elsewhere its tests are skipped with the reason.
+"""
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncmy
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.contrib.fastapi import RegisterTortoise
+
+from app.app import create_app
+from app.db import tortoise_config
+from app.models import User, UserCreate, UserDB
+from app.settings import Settings
+from app.user_db import TortoiseUserDatabase
+from app.users import UserManager
+
+ROOT = Path(__file__).resolve().parent.parent
+AERICH = str(Path(sys.executable).with_name("aerich"))
+SERVER_URLS = {
+    "postgres": os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432"),
+    "mysql": os.environ.get("TEST_MYSQL_URL", "mysql://root:@127.0.0.1:3306"),
+}
+PASSWORD = "correct horse battery staple"
+TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+@dataclass
+class Backend:
+    """One database server (or SQLite in a folder) that tests can make databases on."""
+
+    kind: str
+    server_url: str
+
+    def url(self, name: str) -> str:
+        """The DATABASE_URL of database `name` on this backend."""
+        if self.kind == "sqlite":
+            return f"sqlite://{self.server_url}/{name}.sqlite3"
+        return f"{self.server_url}/{name}"
+
+    def recreate(self, name: str) -> str:
+        """Drop database `name` if it exists, create it empty and return its URL."""
+        if self.kind == "sqlite":
+            Path(self.server_url, f"{name}.sqlite3").unlink(missing_ok=True)
+        else:
+            asyncio.run(self._run_admin([f"DROP DATABASE IF EXISTS {name}", self._create(name)]))
+        return self.url(name)
+
+    def _create(self, name: str) -> str:
+        if self.kind == "mysql":
+            return f"CREATE DATABASE {name} CHARACTER SET utf8mb4"
+        return f"CREATE DATABASE {name}"
+
+    async def _run_admin(self, statements: list[str]) -> None:
+        parts = urlsplit(self.server_url)
+        if self.kind == "postgres":
+            conn = await asyncpg.connect(
+                host=parts.hostname, port=parts.port, user=parts.username,
+                password=parts.password, database="postgres", timeout=5,
+            )  # fmt: skip
+            try:
+                for statement in statements:
+                    await conn.execute(statement)
+            finally:
+                await conn.close()
+        else:
+            mysql = await asyncmy.connect(
+                host=parts.hostname, port=parts.port or 3306, user=parts.username,
+                password=parts.password or "", connect_timeout=5,
+            )  # fmt: skip
+            try:
+                async with mysql.cursor() as cursor:
+                    for statement in statements:
+                        await cursor.execute(statement)
+            finally:
+                mysql.close()
+
+    def check_reachable(self) -> None:
+        """Skip (or on CI, fail) when the server does not answer."""
+        if self.kind == "sqlite":
+            return
+        try:
+            asyncio.run(self._run_admin(["SELECT 1"]))
+        except (OSError, asyncpg.PostgresError, asyncmy.errors.Error) as exc:
+            reason = f"{self.kind} at {self.server_url} is unreachable: {exc!r}"
+            if os.environ.get("CI") == "true":
+                pytest.fail(reason)
+            pytest.skip(reason)
+
+
+def run_aerich(database_url: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run the `aerich` command line against `database_url`, as an operator would."""
+    env = {**os.environ, "DATABASE_URL": database_url}
+    return subprocess.run(  # noqa: S603 (our own venv's aerich, fixed arguments)
+        [AERICH, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres", "mysql"])
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
+    """Each database kind in turn."""
+    kind: str = request.param
+    server = str(tmp_path_factory.mktemp("sqlite")) if kind == "sqlite" else SERVER_URLS[kind]
+    found = Backend(kind, server)
+    found.check_reachable()
+    return found
+
+
+@pytest.fixture(scope="session")
+def database_url(backend: Backend) -> str:
+    """A database whose schema was built by `aerich upgrade`, shared by a session."""
+    url = backend.recreate("fastapi_users_test")
+    result = run_aerich(url, "upgrade")
+    assert result.returncode == 0, result.stderr
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """Test settings: the migrated database and cheap password hashing."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="development",
+        database_url=database_url,
+        secret=TEST_SECRET,
+        dev_secret_file=tmp_path / "dev-secret",
+        log_level="info",
+        password_hash_time_cost=1,
+        password_hash_memory_cost=8,
+        password_hash_parallelism=1,
+    )
+
+
+def forget_cached_sql() -> None:
+    """Drop Tortoise's process-wide SQL cache, keyed by connection name, not dialect.
+
+    A service talks to one database for its whole life; the tests switch dialects
+    under the same connection name, so each test starts without the last one's SQL.
+    """
+    EXECUTOR_CACHE.clear()
+
+
+async def clear_rows() -> None:
+    """Delete every user, leaving the migrated schema in place."""
+    await User.all().delete()
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[None]:
+    """Tortoise connected to the test database, without the app, rows cleared."""
+    forget_cached_sql()
+    async with RegisterTortoise(config=tortoise_config(settings)):
+        await clear_rows()
+        yield
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    """The service, built by the same factory production uses."""
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app through its lifespan, on a clean database."""
+    forget_cached_sql()
+    async with LifespanManager(app) as manager:
+        await clear_rows()
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield http
+
+
+CreateUser = Callable[..., Awaitable[UserDB]]
+
+
+@pytest.fixture
+def create_user(client: httpx.AsyncClient, settings: Settings) -> CreateUser:
+    """Make a user through the user manager: `await create_user(email, **fields)`."""
+
+    async def create(email: str = "user@example.com", **fields: Any) -> UserDB:
+        manager = UserManager(TortoiseUserDatabase(), settings)
+        return await manager.create(UserCreate(email=email, password=PASSWORD, **fields))
+
+    return create
+
+
+@pytest.fixture
+async def user(create_user: CreateUser) -> UserDB:
+    """An active, unverified regular user whose password is PASSWORD."""
+    return await create_user("user@example.com")
+
+
+@pytest.fixture
+async def superuser(create_user: CreateUser) -> UserDB:
+    """An active, verified superuser whose password is PASSWORD."""
+    return await create_user("admin@example.com", is_superuser=True, is_verified=True)
+
+
+Login = Callable[[str], Awaitable[dict[str, str]]]
+
+
+@pytest.fixture
+def login(client: httpx.AsyncClient) -> Login:
+    """Log in through the API: `await login(email)` returns the bearer headers."""
+
+    async def log_in(email: str, password: str = PASSWORD) -> dict[str, str]:
+        response = await client.post(
+            "/auth/jwt/login", data={"username": email, "password": password}
+        )
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    return log_in
+
+
+@pytest.fixture
+async def auth_headers(user: UserDB, login: Login) -> dict[str, str]:
+    """Bearer headers of `user`."""
+    return await login(user.email)
+
+
+@pytest.fixture
+async def superuser_headers(superuser: UserDB, login: Login) -> dict[str, str]:
+    """Bearer headers of `superuser`."""
+    return await login(superuser.email)
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No setting from the real environment or a `.env` leaks into a test about settings.
+
+    The working directory is an empty temporary folder.
+    """
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.chdir(tmp_path)
+    return monkeypatch
