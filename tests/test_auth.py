@@ -1,0 +1,290 @@
+"""Register, login, logout, the authenticated route, and what a bearer token must be."""
+
+import time
+import uuid
+
+import httpx
+import jwt
+import pytest
+
+from app.models import UserDB
+from app.settings import Settings
+from tests.conftest import PASSWORD, TEST_SECRET, CreateUser, Login
+
+
+async def register(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD
+) -> httpx.Response:
+    """POST /auth/register."""
+    return await client.post("/auth/register", json={"email": email, "password": password})
+
+
+async def test_register_creates_an_active_unverified_user(client: httpx.AsyncClient) -> None:
+    response = await register(client, "new@example.com")
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["email"] == "new@example.com"
+    assert (body["is_active"], body["is_superuser"], body["is_verified"]) == (True, False, False)
+    assert uuid.UUID(body["id"])
+    assert "password" not in body
+    assert "hashed_password" not in body
+
+
+async def test_register_ignores_privileged_fields(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/auth/register",
+        json={"email": "sly@example.com", "password": PASSWORD, "is_superuser": True,
+              "is_verified": True, "is_active": False},
+    )  # fmt: skip
+
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["is_active"], body["is_superuser"], body["is_verified"]) == (True, False, False)
+
+
+async def test_register_stores_the_email_in_lower_case(client: httpx.AsyncClient) -> None:
+    response = await register(client, "Alice@Example.COM")
+
+    assert response.status_code == 201
+    assert response.json()["email"] == "alice@example.com"
+
+
+@pytest.mark.parametrize("second", ["user@example.com", "USER@example.com", "User@Example.Com"])
+async def test_register_twice_is_refused_whatever_the_case(
+    client: httpx.AsyncClient, user: UserDB, second: str
+) -> None:
+    response = await register(client, second)
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "REGISTER_USER_ALREADY_EXISTS"}
+
+
+async def test_register_refuses_a_short_password(client: httpx.AsyncClient) -> None:
+    response = await register(client, "short@example.com", "1234567")
+
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert detail["code"] == "REGISTER_INVALID_PASSWORD"
+    assert "8 characters" in detail["reason"]
+
+
+async def test_register_refuses_an_unencodable_password(client: httpx.AsyncClient) -> None:
+    # A lone surrogate is valid JSON but cannot be encoded for hashing.
+    content = '{"email": "odd@example.com", "password": "abcdefgh\\ud800"}'
+    response = await client.post(
+        "/auth/register", content=content, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["detail"]["code"] == "REGISTER_INVALID_PASSWORD"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"password": PASSWORD},
+        {"email": "no-password@example.com"},
+        {"email": "not-an-email", "password": PASSWORD},
+        {"email": "a" * 310 + "@example.com", "password": PASSWORD},
+        {"email": "nul\u0000@example.com", "password": PASSWORD},
+    ],
+    ids=["no-email", "no-password", "bad-email", "too-long-email", "nul-in-email"],
+)
+async def test_register_validates_the_body(client: httpx.AsyncClient, body: dict[str, str]) -> None:
+    response = await client.post("/auth/register", json=body)
+
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("spelling", ["user@example.com", "USER@EXAMPLE.COM", "User@example.com"])
+async def test_login_with_any_case_of_the_email(
+    client: httpx.AsyncClient, user: UserDB, spelling: str
+) -> None:
+    response = await client.post(
+        "/auth/jwt/login", data={"username": spelling, "password": PASSWORD}
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    claims = jwt.decode(
+        body["access_token"], TEST_SECRET, algorithms=["HS256"], audience="fastapi-users:auth"
+    )
+    assert claims["sub"] == str(user.id)
+
+
+async def test_login_token_lives_for_the_configured_lifetime(
+    client: httpx.AsyncClient, user: UserDB, login: Login, settings: Settings
+) -> None:
+    headers = await login(user.email)
+    token = headers["Authorization"].removeprefix("Bearer ")
+    claims = jwt.decode(token, options={"verify_signature": False})
+
+    assert settings.jwt_lifetime_seconds == 3600
+    assert abs(claims["exp"] - time.time() - 3600) < 60
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [
+        ("user@example.com", "wrong password!"),
+        ("nobody@example.com", PASSWORD),
+        ("not an email at all", PASSWORD),
+        ("nul\x00@example.com", PASSWORD),
+        ("x" * 5000, PASSWORD),
+    ],
+    ids=["wrong-password", "unknown-user", "not-an-email", "nul-byte", "very-long"],
+)
+async def test_login_refuses_bad_credentials(
+    client: httpx.AsyncClient, user: UserDB, username: str, password: str
+) -> None:
+    response = await client.post(
+        "/auth/jwt/login", data={"username": username, "password": password}
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "LOGIN_BAD_CREDENTIALS"}
+
+
+async def test_login_refuses_an_inactive_user(
+    client: httpx.AsyncClient, create_user: CreateUser
+) -> None:
+    inactive = await create_user("inactive@example.com", is_active=False)
+
+    response = await client.post(
+        "/auth/jwt/login", data={"username": inactive.email, "password": PASSWORD}
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "LOGIN_BAD_CREDENTIALS"}
+
+
+async def test_login_requires_both_fields(client: httpx.AsyncClient) -> None:
+    response = await client.post("/auth/jwt/login", data={"username": "user@example.com"})
+
+    assert response.status_code == 422
+
+
+async def test_logout_needs_a_token(client: httpx.AsyncClient) -> None:
+    response = await client.post("/auth/jwt/logout")
+
+    assert response.status_code == 401
+
+
+async def test_logout_with_a_token(client: httpx.AsyncClient, auth_headers: dict[str, str]) -> None:
+    # A JWT cannot be revoked: logout answers 204 and the token lives until it expires.
+    response = await client.post("/auth/jwt/logout", headers=auth_headers)
+
+    assert response.status_code == 204
+
+
+async def test_authenticated_route_greets_the_user(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    response = await client.get("/authenticated-route", headers=auth_headers)
+
+    assert response.status_code == 200
+    assert response.json() == {"message": "Hello user@example.com!"}
+
+
+async def test_authenticated_route_needs_a_token(client: httpx.AsyncClient) -> None:
+    response = await client.get("/authenticated-route")
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Unauthorized"}
+
+
+async def test_full_flow_register_login_me(client: httpx.AsyncClient, login: Login) -> None:
+    assert (await register(client, "Flow@Example.com")).status_code == 201
+    headers = await login("flow@example.COM")
+
+    response = await client.get("/users/me", headers=headers)
+
+    assert response.status_code == 200
+    assert response.json()["email"] == "flow@example.com"
+
+
+def forge(claims: dict[str, object], secret: str = TEST_SECRET, algorithm: str = "HS256") -> str:
+    """A token with these claims, signed as asked."""
+    return jwt.encode(claims, secret, algorithm=algorithm)
+
+
+def alg_none(claims: dict[str, object]) -> str:
+    """An unsigned token (`alg: none`)."""
+    return jwt.encode(claims, None, algorithm="none")
+
+
+@pytest.mark.parametrize(
+    "make_token",
+    [
+        pytest.param(
+            lambda sub: forge({"sub": sub, "aud": ["fastapi-users:auth"]}, "another-secret" * 4),
+            id="wrong-secret",
+        ),
+        pytest.param(lambda sub: alg_none({"sub": sub, "aud": ["fastapi-users:auth"]}), id="none"),
+        pytest.param(
+            lambda sub: forge({"sub": sub, "aud": ["fastapi-users:auth"], "exp": 1}), id="expired"
+        ),
+        pytest.param(lambda sub: forge({"sub": sub, "aud": ["somebody-else"]}), id="wrong-aud"),
+        pytest.param(lambda sub: forge({"sub": sub}), id="no-aud"),
+        pytest.param(
+            lambda sub: forge({"sub": sub, "aud": ["fastapi-users:reset"]}), id="reset-token"
+        ),
+        pytest.param(
+            lambda sub: forge({"sub": sub, "aud": ["fastapi-users:verify"]}), id="verify-token"
+        ),
+        pytest.param(
+            lambda sub: forge({"sub": "not-a-uuid", "aud": ["fastapi-users:auth"]}), id="bad-sub"
+        ),
+        pytest.param(
+            lambda sub: forge({"sub": str(uuid.uuid4()), "aud": ["fastapi-users:auth"]}),
+            id="unknown-user",
+        ),
+        pytest.param(lambda sub: forge({"aud": ["fastapi-users:auth"]}), id="no-sub"),
+        pytest.param(lambda sub: "not.a.jwt", id="garbage"),
+    ],
+)
+async def test_tampered_tokens_are_refused(
+    client: httpx.AsyncClient, user: UserDB, make_token: object
+) -> None:
+    assert callable(make_token)
+    token = make_token(str(user.id))
+
+    response = await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 401
+
+
+async def test_a_well_forged_token_is_accepted(client: httpx.AsyncClient, user: UserDB) -> None:
+    """The counterpart of the tampering cases: the same claims, properly signed, work."""
+    token = forge({"sub": str(user.id), "aud": ["fastapi-users:auth"]})
+
+    response = await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 200
+
+
+async def test_reset_token_from_the_flow_is_not_a_bearer_token(
+    client: httpx.AsyncClient, user: UserDB, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="app.users")
+    await client.post("/auth/forgot-password", json={"email": user.email})
+    token = caplog.text.split("Reset token: ")[1].split()[0]
+
+    response = await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 401
+
+
+async def test_openapi_lists_the_routes(client: httpx.AsyncClient) -> None:
+    response = await client.get("/openapi.json")
+
+    paths = set(response.json()["paths"])
+    assert {
+        "/auth/jwt/login", "/auth/jwt/logout", "/auth/register", "/auth/forgot-password",
+        "/auth/reset-password", "/auth/request-verify-token", "/auth/verify", "/users/me",
+        "/users/{id}", "/authenticated-route",
+    } <= paths  # fmt: skip
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
