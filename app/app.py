@@ -1,15 +1,19 @@
 """The application factory, its routers and its one route of its own."""
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI
 from tortoise.contrib.fastapi import register_tortoise
 
-from app.db import tortoise_config
+from app.db import DatabaseNotReady, check_database, tortoise_config
 from app.models import UserCreate, UserDB, UserRead, UserUpdate
 from app.settings import Settings, load_settings, resolve_secret
 from app.users import auth_backend, current_active_user, fastapi_users
+
+logger = logging.getLogger(__name__)
 
 CurrentUser = Annotated[UserDB, Depends(current_active_user)]
 
@@ -33,13 +37,24 @@ async def authenticated_route(user: CurrentUser) -> dict[str, str]:
     return {"message": f"Hello {user.email}!"}
 
 
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Check the database before serving (Tortoise is connected by then)."""
+    try:
+        await check_database()
+    except DatabaseNotReady as exc:
+        logger.error("%s", exc)
+        raise
+    yield
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service for `settings` (read from the environment when not given)."""
     settings = settings or load_settings()
     configure_logging(settings.log_level)
     settings = resolve_secret(settings)
 
-    app = FastAPI(title="FastAPI Users on Tortoise ORM")
+    app = FastAPI(title="FastAPI Users on Tortoise ORM", lifespan=lifespan)
     app.state.settings = settings
 
     app.include_router(

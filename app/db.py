@@ -3,6 +3,9 @@
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from tortoise.exceptions import OperationalError
+
+from app.models import User
 from app.settings import Settings, load_settings
 from app.user_db import TortoiseUserDatabase
 
@@ -25,6 +28,22 @@ def __getattr__(name: str) -> Any:
     if name == "TORTOISE_ORM":
         return tortoise_config(load_settings())
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class DatabaseNotReady(RuntimeError):
+    """The database cannot serve the app: unreachable, or its schema is missing."""
+
+
+async def check_database() -> None:
+    """Fail fast, in one clear sentence, when the user table cannot be read."""
+    try:
+        await User.exists()
+    except OSError as exc:
+        raise DatabaseNotReady(f"Cannot reach the database (DATABASE_URL): {exc}") from exc
+    except OperationalError as exc:
+        raise DatabaseNotReady(
+            f"The database has no usable schema; run `aerich upgrade` first ({exc})"
+        ) from exc
 
 
 async def get_user_db() -> AsyncGenerator[TortoiseUserDatabase, None]:
