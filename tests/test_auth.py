@@ -6,8 +6,10 @@ import uuid
 import httpx
 import jwt
 import pytest
+from pwdlib.hashers.argon2 import Argon2Hasher
+from pwdlib.hashers.bcrypt import BcryptHasher
 
-from app.models import UserDB
+from app.models import User, UserDB
 from app.settings import Settings
 from tests.conftest import PASSWORD, TEST_SECRET, CreateUser, Login
 
@@ -288,3 +290,29 @@ async def test_openapi_lists_the_routes(client: httpx.AsyncClient) -> None:
     } <= paths  # fmt: skip
     docs = await client.get("/docs")
     assert docs.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "old_hash",
+    [
+        pytest.param(lambda pw: BcryptHasher().hash(pw), id="bcrypt"),
+        pytest.param(
+            lambda pw: Argon2Hasher(time_cost=2, memory_cost=16, parallelism=1).hash(pw),
+            id="argon2-other-parameters",
+        ),
+    ],
+)
+async def test_login_upgrades_an_old_hash(
+    client: httpx.AsyncClient, user: UserDB, settings: Settings, old_hash: object
+) -> None:
+    assert callable(old_hash)
+    await User.filter(id=user.id).update(hashed_password=old_hash(PASSWORD))
+
+    response = await client.post(
+        "/auth/jwt/login", data={"username": user.email, "password": PASSWORD}
+    )
+
+    assert response.status_code == 200
+    stored = (await User.get(id=user.id)).hashed_password
+    assert stored.startswith("$argon2id$")
+    assert f"m={settings.password_hash_memory_cost},t={settings.password_hash_time_cost}" in stored
