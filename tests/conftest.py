@@ -10,7 +10,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,12 @@ PASSWORD = "correct horse battery staple"
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
 
+def unique_name(name: str) -> str:
+    """`name` made unique to this test run."""
+    suffix = f"_{os.getpid()}"
+    return name if name.endswith(suffix) else f"{name}{suffix}"
+
+
 @dataclass
 class Backend:
     """One database server (or SQLite in a folder) that tests can make databases on."""
@@ -56,12 +62,22 @@ class Backend:
         return f"{self.server_url}/{name}"
 
     def recreate(self, name: str) -> str:
-        """Drop database `name` if it exists, create it empty and return its URL."""
+        """Drop database `name` if it exists, create it empty and return its URL.
+
+        Names get this process's id, so concurrent test runs on one server never meet.
+        """
+        name = unique_name(name)
+        self.drop(name)
+        if self.kind != "sqlite":
+            asyncio.run(self._run_admin([self._create(name)]))
+        return self.url(name)
+
+    def drop(self, name: str) -> None:
+        """Drop database `name` (as `recreate` named it) if it exists."""
         if self.kind == "sqlite":
             Path(self.server_url, f"{name}.sqlite3").unlink(missing_ok=True)
         else:
-            asyncio.run(self._run_admin([f"DROP DATABASE IF EXISTS {name}", self._create(name)]))
-        return self.url(name)
+            asyncio.run(self._run_admin([f"DROP DATABASE IF EXISTS {name}"]))
 
     def _create(self, name: str) -> str:
         if self.kind == "mysql":
@@ -124,12 +140,13 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="session")
-def database_url(backend: Backend) -> str:
+def database_url(backend: Backend) -> Iterator[str]:
     """A database whose schema was built by `aerich upgrade`, shared by a session."""
     url = backend.recreate("fastapi_users_test")
     result = run_aerich(url, "upgrade")
     assert result.returncode == 0, result.stderr
-    return url
+    yield url
+    backend.drop(unique_name("fastapi_users_test"))
 
 
 @pytest.fixture
