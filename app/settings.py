@@ -1,8 +1,10 @@
 """Every setting of the service, read once from the environment (and an optional `.env`)."""
 
+import contextlib
 import logging
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -73,31 +75,34 @@ class Settings(BaseSettings):
 
 def secret_problem(secret: str | None) -> str | None:
     """Say what makes `secret` unfit for production, or None when it is fine."""
-    if not secret:
+    if not secret or not secret.strip():
         return "is missing"
     if secret.strip().lower() in PLACEHOLDER_SECRETS:
         return "is a known placeholder"
-    if len(secret.encode()) < MIN_SECRET_BYTES:
+    if len(secret.strip().encode()) < MIN_SECRET_BYTES:
         return f"is shorter than {MIN_SECRET_BYTES} bytes"
     return None
 
 
 def read_or_create_dev_secret(path: Path) -> str:
     """Return the secret kept in `path`, creating it atomically so concurrent workers agree."""
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(secrets.token_urlsafe(48))
-    temporary.chmod(0o600)
-    try:
-        os.link(temporary, path)  # fails if another worker won the race; then use theirs
-    except FileExistsError:
-        pass
-    finally:
-        temporary.unlink()
-    return path.read_text().strip()
+    if not path.exists():
+        # A temporary file of this call alone (threads share a pid), private from birth;
+        # linking it into place fails if another worker won the race, and then we use theirs.
+        descriptor, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f"{path.name}.", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_urlsafe(48))
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    secret = path.read_text().strip()
+    if not secret:
+        raise ConfigError(f"Configuration error: DEV_SECRET_FILE {path} is empty; delete it")
+    return secret
 
 
 def load_settings() -> Settings:

@@ -121,12 +121,50 @@ class Backend:
             pytest.skip(reason)
 
 
-def run_aerich(database_url: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """Run the `aerich` command line against `database_url`, as an operator would."""
-    env = {**os.environ, "DATABASE_URL": database_url}
-    return subprocess.run(  # noqa: S603 (our own venv's aerich, fixed arguments)
-        [AERICH, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
+def child_environment(bytecode_cache: Path) -> dict[str, str]:
+    """The current environment for a child Python, sharing one bytecode cache.
+
+    A child that may not write .pyc files (PYTHONDONTWRITEBYTECODE) compiles every module
+    it imports, doubling each run; the cache lives in pytest's temporary folder.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(bytecode_cache)
+    return env
+
+
+@pytest.fixture(scope="session")
+def bytecode_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bytecode cache for child Pythons, apart from the repository and the venv."""
+    return tmp_path_factory.getbasetemp() / "pycache"
+
+
+@dataclass
+class Aerich:
+    """The `aerich` command line, run on a given DATABASE_URL as an operator would run it."""
+
+    bytecode_cache: Path
+
+    def __call__(
+        self, database_url: str, *args: str, cwd: Path = ROOT
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `aerich *args`; it never waits for an answer."""
+        env = {**child_environment(self.bytecode_cache), "DATABASE_URL": database_url}
+        return subprocess.run(  # noqa: S603 (our own venv's aerich, fixed arguments)
+            [AERICH, *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    def upgrade(self, database_url: str, *options: str) -> subprocess.CompletedProcess[str]:
+        """`aerich [options] upgrade`, which must succeed."""
+        result = self(database_url, *options, "upgrade")
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+
+@pytest.fixture(scope="session")
+def aerich(bytecode_cache: Path) -> Aerich:
+    """Runs the `aerich` command line."""
+    return Aerich(bytecode_cache)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres", "mysql"])
@@ -140,11 +178,10 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="session")
-def database_url(backend: Backend) -> Iterator[str]:
+def database_url(backend: Backend, aerich: Aerich) -> Iterator[str]:
     """A database whose schema was built by `aerich upgrade`, shared by a session."""
     url = backend.recreate("fastapi_users_test")
-    result = run_aerich(url, "upgrade")
-    assert result.returncode == 0, result.stderr
+    aerich.upgrade(url)
     yield url
     backend.drop(unique_name("fastapi_users_test"))
 

@@ -1,0 +1,323 @@
+"""The Aerich migrations, run through the real `aerich` command line on each database.
+
+They must build the schema the models describe (compared with Tortoise's own
+`generate_schemas`), record what they applied, revert cleanly, and leave `aerich migrate`
+nothing to do. The databases used here are apart from the shared `fastapi_users_test`.
+"""
+
+import asyncio
+import shutil
+import tomllib
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+from tortoise import BaseDBAsyncClient
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.connection import get_connection
+from tortoise.contrib.fastapi import RegisterTortoise
+
+from app.db import tortoise_config
+from app.models import User
+from app.settings import Settings
+from tests.conftest import Aerich, Backend
+
+ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = ROOT / "migrations" / "models"
+USER_COLUMNS = {
+    "id",
+    "email",
+    "hashed_password",
+    "is_active",
+    "is_superuser",
+    "is_verified",
+    "created_at",
+    "updated_at",
+}
+
+
+def migration_files() -> list[str]:
+    """The migration files in the repository, in the order Aerich applies them."""
+    names = [path.name for path in MIGRATIONS.glob("*.py") if not path.name.startswith("__")]
+    return sorted(names, key=lambda name: int(name.split("_", 1)[0]))
+
+
+class Column(NamedTuple):
+    """A column as the database reports it."""
+
+    type: str
+    nullable: bool
+    collation: str | None
+
+
+@dataclass(frozen=True)
+class Table:
+    """What matters of a table: its columns, and the column lists of its unique indexes."""
+
+    columns: dict[str, Column]
+    unique: frozenset[tuple[str, ...]]  # besides the primary key
+
+
+@asynccontextmanager
+async def connected(
+    database_url: str, *, generate_schemas: bool = False
+) -> AsyncIterator[BaseDBAsyncClient]:
+    """Tortoise, configured as the app and Aerich configure it, connected to `database_url`."""
+    EXECUTOR_CACHE.clear()  # its SQL is cached per connection name, whatever the dialect
+    settings = Settings(_env_file=None, database_url=database_url)
+    config = tortoise_config(settings)
+    async with RegisterTortoise(config=config, generate_schemas=generate_schemas):
+        yield get_connection("default")
+
+
+async def read_user_table(conn: BaseDBAsyncClient) -> Table:
+    """The `user` table as the database describes it (no columns if it does not exist)."""
+    dialect = conn.capabilities.dialect
+    if dialect == "sqlite":
+        rows = await conn.execute_query_dict('PRAGMA table_info("user")')
+        columns = {row["name"]: Column(row["type"], not row["notnull"], None) for row in rows}
+        unique = set()
+        for index in await conn.execute_query_dict('PRAGMA index_list("user")'):
+            if index["unique"] and index["origin"] != "pk":
+                parts = await conn.execute_query_dict(f'PRAGMA index_info("{index["name"]}")')
+                unique.add(tuple(part["name"] for part in sorted(parts, key=lambda p: p["seqno"])))
+    elif dialect == "postgres":
+        rows = await conn.execute_query_dict(
+            "SELECT column_name, data_type, character_maximum_length AS length,"
+            " is_nullable, collation_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = 'user'"
+        )
+        columns = {
+            row["column_name"]: Column(
+                row["data_type"] + (f"({row['length']})" if row["length"] else ""),
+                row["is_nullable"] == "YES",
+                row["collation_name"],
+            )
+            for row in rows
+        }
+        indexes = await conn.execute_query_dict(
+            "SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey, a.attnum))"
+            " AS columns FROM pg_index i JOIN pg_attribute a"
+            " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+            """ WHERE i.indrelid = to_regclass('"user"') AND i.indisunique"""
+            " AND NOT i.indisprimary GROUP BY i.indexrelid"
+        )
+        unique = {tuple(index["columns"]) for index in indexes}
+    else:
+        rows = await conn.execute_query_dict(
+            "SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS nullable,"
+            " COLLATION_NAME AS collation FROM information_schema.COLUMNS"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'user'"
+        )
+        columns = {
+            row["name"]: Column(row["type"], row["nullable"] == "YES", row["collation"])
+            for row in rows
+        }
+        indexes = await conn.execute_query_dict(
+            "SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) AS columns"
+            " FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()"
+            " AND TABLE_NAME = 'user' AND NON_UNIQUE = 0 AND INDEX_NAME <> 'PRIMARY'"
+            " GROUP BY INDEX_NAME"
+        )
+        unique = {tuple(index["columns"].split(",")) for index in indexes}
+    return Table(columns, frozenset(unique))
+
+
+def user_table(database_url: str) -> Table:
+    """The `user` table of `database_url`."""
+
+    async def read() -> Table:
+        async with connected(database_url) as conn:
+            return await read_user_table(conn)
+
+    return asyncio.run(read())
+
+
+def applied_versions(database_url: str) -> list[str]:
+    """The migrations Aerich has recorded as applied, in the order it applied them."""
+
+    async def read() -> list[str]:
+        async with connected(database_url) as conn:
+            rows = await conn.execute_query_dict(
+                "SELECT version FROM aerich WHERE app = 'models' ORDER BY id"
+            )
+            return [row["version"] for row in rows]
+
+    return asyncio.run(read())
+
+
+@dataclass(frozen=True)
+class Migrated:
+    """A database that `aerich upgrade` built from empty, and what the command printed."""
+
+    url: str
+    output: str
+
+
+UPGRADE_OPTIONS = {"plain": (), "ini": ("-c", "aerich.ini"), "round_trip": ()}
+
+
+@pytest.fixture(scope="module")
+def upgraded(backend: Backend, aerich: Aerich) -> dict[str, Migrated]:
+    """Fresh databases of this backend, each migrated by its own `aerich [options] upgrade`.
+
+    "plain" is shared and left as migrated; "ini" was upgraded with `-c aerich.ini`;
+    "round_trip" belongs to the downgrade test. The commands run in parallel.
+    """
+    urls = {name: backend.recreate(f"fastapi_users_migrations_{name}") for name in UPGRADE_OPTIONS}
+
+    def run(name: str) -> Migrated:
+        return Migrated(urls[name], aerich.upgrade(urls[name], *UPGRADE_OPTIONS[name]).stdout)
+
+    with ThreadPoolExecutor(max_workers=len(UPGRADE_OPTIONS)) as pool:
+        return dict(zip(UPGRADE_OPTIONS, pool.map(run, UPGRADE_OPTIONS), strict=True))
+
+
+@pytest.fixture(scope="module")
+def migrated(upgraded: dict[str, Migrated]) -> Migrated:
+    """A database of this backend that `aerich upgrade` built from empty (not modified)."""
+    return upgraded["plain"]
+
+
+def test_upgrade_creates_user_table(migrated: Migrated) -> None:
+    """The user table has the model's columns, all NOT NULL, and a unique index on email."""
+    table = user_table(migrated.url)
+
+    assert set(table.columns) == USER_COLUMNS
+    assert not [name for name, column in table.columns.items() if column.nullable]
+    assert ("email",) in table.unique
+
+
+def test_upgrade_records_every_migration(migrated: Migrated) -> None:
+    """Every migration file is applied, reported, and recorded in the `aerich` table."""
+    files = migration_files()
+
+    assert files, "no migration in migrations/models"
+    assert applied_versions(migrated.url) == files
+    for name in files:
+        assert f"Success upgrading to {name}" in migrated.output
+
+
+def test_second_upgrade_is_a_no_op(migrated: Migrated, aerich: Aerich) -> None:
+    """Upgrading a database that is up to date applies and records nothing."""
+    table_before = user_table(migrated.url)
+
+    result = aerich.upgrade(migrated.url)
+
+    assert "No upgrade items found" in result.stdout
+    assert applied_versions(migrated.url) == migration_files()
+    assert user_table(migrated.url) == table_before
+
+
+def test_upgrade_with_aerich_ini_matches_plain_upgrade(upgraded: dict[str, Migrated]) -> None:
+    """`aerich -c aerich.ini upgrade` builds the same schema and records the same versions."""
+    ini, plain = upgraded["ini"], upgraded["plain"]
+
+    assert ini.output == plain.output
+    assert user_table(ini.url) == user_table(plain.url)
+    assert applied_versions(ini.url) == applied_versions(plain.url)
+
+
+def test_downgrade_drops_user_table_and_upgrade_restores_it(
+    upgraded: dict[str, Migrated], aerich: Aerich
+) -> None:
+    """`aerich downgrade --yes` reverts the (only) migration; upgrading again restores it."""
+    url = upgraded["round_trip"].url
+    table = user_table(url)
+
+    result = aerich(url, "downgrade", "--yes")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Success downgrading to {migration_files()[-1]}" in result.stdout
+    assert user_table(url).columns == {}
+    assert applied_versions(url) == []
+
+    aerich.upgrade(url)
+
+    assert user_table(url) == table
+    assert applied_versions(url) == migration_files()
+
+
+def test_migrate_detects_no_changes(migrated: Migrated, aerich: Aerich, tmp_path: Path) -> None:
+    """The migrations are in step with the models: `aerich migrate` writes nothing."""
+    for folder in ("app", "migrations"):
+        shutil.copytree(
+            ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+
+    def snapshot() -> dict[Path, bytes]:
+        folder = tmp_path / "migrations"
+        return {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+    before = snapshot()
+
+    result = aerich(migrated.url, "migrate", "--no-input", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No changes detected" in result.stdout, result.stdout
+    assert snapshot() == before
+
+
+def test_migrated_schema_matches_generated_schema(backend: Backend, migrated: Migrated) -> None:
+    """The migrated user table equals the one Tortoise generates from the models.
+
+    One difference is deliberate: on MySQL/MariaDB the migration gives the e-mail the
+    binary collation, so that addresses differing in case or accents stay distinct.
+    """
+    generated_url = backend.recreate("fastapi_users_generated")
+
+    async def generate() -> Table:
+        async with connected(generated_url, generate_schemas=True) as conn:
+            return await read_user_table(conn)
+
+    generated = asyncio.run(generate())
+    migrated_table = user_table(migrated.url)
+
+    expected = dict(generated.columns)
+    if backend.kind == "mysql":
+        assert migrated_table.columns["email"].collation == "utf8mb4_bin"
+        expected["email"] = expected["email"]._replace(collation="utf8mb4_bin")
+    assert migrated_table.columns == expected
+    assert migrated_table.unique == generated.unique
+
+
+def test_emails_differing_only_by_accent_are_distinct(migrated: Migrated) -> None:
+    """'jose@x.com' and 'josé@x.com' are two accounts, and a lookup finds only its own."""
+    emails = ["jose@x.com", "josé@x.com"]
+
+    async def insert_and_look_up() -> list[list[str]]:
+        async with connected(migrated.url):
+            try:
+                for email in emails:
+                    await User.create(email=email, hashed_password="not-a-hash")
+                return [[user.email for user in await User.filter(email=email)] for email in emails]
+            finally:
+                await User.filter(email__in=emails).delete()
+
+    assert asyncio.run(insert_and_look_up()) == [[email] for email in emails]
+
+
+def test_aerich_ini_matches_pyproject() -> None:
+    """aerich.ini carries the same [tool.aerich] table as pyproject.toml."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    ini = tomllib.loads((ROOT / "aerich.ini").read_text())
+
+    assert ini["tool"]["aerich"] == pyproject["tool"]["aerich"]
+    assert set(ini) == {"tool"}
+    assert set(ini["tool"]) == {"aerich"}
+
+
+def test_upgrade_with_bad_database_url_fails_in_one_line(aerich: Aerich) -> None:
+    """A bad DATABASE_URL stops `aerich upgrade` with one line naming it, no traceback."""
+    result = aerich("nosuch://x", "upgrade")
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "DATABASE_URL" in lines[0]

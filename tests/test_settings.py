@@ -1,0 +1,359 @@
+"""Settings: defaults, the environment and `.env`, the SECRET rules and one-line config errors.
+
+No database is needed. Every test runs in an empty working directory with no setting
+inherited from the real environment (the `clean_environment` fixture).
+"""
+
+import logging
+import secrets
+import socket
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from app.settings import (
+    MIN_SECRET_BYTES,
+    ConfigError,
+    Settings,
+    load_settings,
+    read_or_create_dev_secret,
+    resolve_secret,
+)
+from tests.conftest import child_environment
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD_SECRET = secrets.token_urlsafe(48)
+
+pytestmark = pytest.mark.usefixtures("clean_environment")
+
+
+@pytest.fixture
+def child_env(clean_environment: pytest.MonkeyPatch, bytecode_cache: Path) -> dict[str, str]:
+    """The cleaned environment for a child Python."""
+    return child_environment(bytecode_cache)
+
+
+def assert_one_line_naming(error: BaseException, variable: str) -> None:
+    """`error` is a one-line message that names `variable`."""
+    message = str(error)
+    assert message.strip()
+    assert "\n" not in message.strip()
+    assert variable in message
+
+
+def test_defaults() -> None:
+    """Without environment or `.env`, the service uses its documented defaults."""
+    settings = load_settings()
+
+    assert settings.database_url == "sqlite://db.sqlite3"  # db.sqlite3 in the working directory
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8000
+    assert settings.jwt_lifetime_seconds == 3600
+    assert settings.environment == "development"
+    assert settings.secret is None
+
+
+def test_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each setting is read from the environment variable of the same name."""
+    monkeypatch.setenv("DATABASE_URL", "postgres://app@db.internal:5432/users")
+    monkeypatch.setenv("HOST", "0.0.0.0")  # noqa: S104 (a value under test, not a bind)
+    monkeypatch.setenv("PORT", "9000")
+    monkeypatch.setenv("JWT_LIFETIME_SECONDS", "600")
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+
+    settings = load_settings()
+
+    assert settings.database_url == "postgres://app@db.internal:5432/users"
+    assert settings.host == "0.0.0.0"  # noqa: S104
+    assert settings.port == 9000
+    assert settings.jwt_lifetime_seconds == 600
+    assert settings.environment == "production"
+    assert settings.log_level == "debug"
+
+
+def test_dotenv_file_is_read(tmp_path: Path) -> None:
+    """A `.env` in the working directory supplies settings."""
+    (tmp_path / ".env").write_text("PORT=9001\nDATABASE_URL=mysql://root@127.0.0.1/users\n")
+
+    settings = load_settings()
+
+    assert settings.port == 9001
+    assert settings.database_url == "mysql://root@127.0.0.1/users"
+
+
+def test_environment_variable_wins_over_dotenv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An environment variable overrides the same setting in `.env`."""
+    (tmp_path / ".env").write_text("PORT=9001\n")
+    monkeypatch.setenv("PORT", "9002")
+
+    assert load_settings().port == 9002
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        pytest.param(None, id="missing"),
+        pytest.param("", id="empty"),
+        pytest.param("x" * (MIN_SECRET_BYTES - 1), id="one-byte-short"),
+        pytest.param("changeme", id="placeholder"),
+        pytest.param(" Your-Secret-Key ", id="placeholder-case-and-spaces"),
+        pytest.param(" " * (MIN_SECRET_BYTES + 8), id="only-spaces"),
+        pytest.param(" " * 20 + "x" * 20, id="short-once-stripped-of-padding"),
+    ],
+)
+def test_production_refuses_unfit_secret(
+    secret: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Production stops with a one-line error naming SECRET, without echoing the value."""
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    if secret is not None:
+        monkeypatch.setenv("SECRET", secret)
+    settings = load_settings()
+
+    with pytest.raises(ConfigError) as caught:
+        resolve_secret(settings)
+
+    assert isinstance(caught.value, SystemExit)
+    assert_one_line_naming(caught.value, "SECRET")
+    if secret and secret.strip():
+        assert secret.strip() not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        pytest.param(GOOD_SECRET, id="random"),
+        pytest.param("x" * MIN_SECRET_BYTES, id="exactly-minimum"),
+        pytest.param("é" * (MIN_SECRET_BYTES // 2), id="minimum-in-bytes-not-characters"),
+    ],
+)
+def test_production_accepts_good_secret(
+    secret: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A long enough, non-placeholder SECRET is used as is; no dev secret file appears."""
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SECRET", secret)
+
+    resolved = resolve_secret(load_settings())
+
+    assert resolved.jwt_secret == secret
+    assert not (tmp_path / ".dev-secret").exists()
+
+
+def test_development_with_secret_uses_it_silently(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Development with SECRET set neither warns nor writes a dev secret file."""
+    monkeypatch.setenv("SECRET", GOOD_SECRET)
+    caplog.set_level(logging.WARNING, logger="app.settings")
+
+    assert resolve_secret(load_settings()).jwt_secret == GOOD_SECRET
+    assert not caplog.records
+    assert not (tmp_path / ".dev-secret").exists()
+
+
+def test_development_without_secret_warns_and_keeps_a_private_secret_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Development without SECRET warns and stores a random secret readable by its owner only."""
+    caplog.set_level(logging.WARNING, logger="app.settings")
+
+    resolved = resolve_secret(load_settings())
+
+    secret_file = tmp_path / ".dev-secret"
+    assert [record.levelno for record in caplog.records] == [logging.WARNING]
+    assert "SECRET" in caplog.records[0].getMessage()
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert resolved.jwt_secret == secret_file.read_text().strip()
+    assert len(resolved.jwt_secret.encode()) >= MIN_SECRET_BYTES
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".dev-secret"]  # no temp left
+
+
+def test_development_secret_survives_a_restart() -> None:
+    """A second start without SECRET reuses the stored secret, so issued tokens stay valid."""
+    first = resolve_secret(load_settings()).jwt_secret
+    second = resolve_secret(load_settings()).jwt_secret
+
+    assert second == first
+
+
+def test_dev_secret_file_setting_is_honoured(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """DEV_SECRET_FILE chooses where the development secret is kept."""
+    monkeypatch.setenv("DEV_SECRET_FILE", str(tmp_path / "elsewhere" / "secret"))
+    (tmp_path / "elsewhere").mkdir()
+
+    resolved = resolve_secret(load_settings())
+
+    assert resolved.jwt_secret == (tmp_path / "elsewhere" / "secret").read_text().strip()
+    assert not (tmp_path / ".dev-secret").exists()
+
+
+def race_threads_for_dev_secret(
+    path: Path, threads_count: int
+) -> tuple[list[str], list[BaseException]]:
+    """Call `read_or_create_dev_secret(path)` from threads released together: results, errors."""
+    barrier = threading.Barrier(threads_count)
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def create() -> None:
+        barrier.wait()
+        try:
+            results.append(read_or_create_dev_secret(path))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results, errors
+
+
+def test_concurrent_threads_agree_on_one_dev_secret(tmp_path: Path) -> None:
+    """Threads racing to create the dev secret all get the one that was stored."""
+    for attempt in range(10):  # the race depends on timing: give it several chances
+        path = tmp_path / f"secret-{attempt}"
+
+        results, errors = race_threads_for_dev_secret(path, threads_count=8)
+
+        assert errors == [], f"attempt {attempt}"
+        assert set(results) == {path.read_text().strip()}, f"attempt {attempt}"
+        assert results[0]
+
+
+CREATE_SECRET_WHEN_TOLD = """
+import sys
+from pathlib import Path
+from app.settings import read_or_create_dev_secret
+print("ready", flush=True)
+sys.stdin.readline()
+print(read_or_create_dev_secret(Path(sys.argv[1])), flush=True)
+"""
+
+
+def test_concurrent_processes_agree_on_one_dev_secret(
+    tmp_path: Path, child_env: dict[str, str]
+) -> None:
+    """Worker processes started together all end up with the same dev secret."""
+    path = tmp_path / ".dev-secret"
+    workers = [
+        subprocess.Popen(  # noqa: S603 (this interpreter, fixed script)
+            [sys.executable, "-c", CREATE_SECRET_WHEN_TOLD, str(path)],
+            cwd=ROOT,
+            env=child_env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    try:
+        for worker in workers:  # all imported and waiting: release them at once
+            assert worker.stdout is not None
+            assert worker.stdout.readline() == "ready\n"
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        outputs = [worker.communicate(timeout=30)[0].strip() for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
+
+    assert [worker.returncode for worker in workers] == [0] * len(workers)
+    assert set(outputs) == {path.read_text().strip()}
+    assert outputs[0]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DATABASE_URL", "nosuch://user:hunter2@host/db"),
+        ("DATABASE_URL", "db.sqlite3"),
+        ("DATABASE_URL", "postgres://user:hunter2@host:port/db"),
+        ("DATABASE_URL", "sqlite://"),
+        ("PORT", "http"),
+        ("PORT", "0"),
+        ("PORT", "65536"),
+    ],
+)
+def test_bad_setting_is_a_one_line_error_naming_it(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad DATABASE_URL or PORT stops `load_settings` with one line naming the variable."""
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+
+    assert_one_line_naming(caught.value, variable)
+    assert "hunter2" not in str(caught.value)  # a password in the URL is never echoed
+
+
+def test_bad_setting_in_dotenv_is_a_one_line_error(tmp_path: Path) -> None:
+    """A bad value in `.env` is reported like one in the environment."""
+    (tmp_path / ".env").write_text("PORT=eighty\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+
+    assert_one_line_naming(caught.value, "PORT")
+
+
+def test_jwt_secret_before_resolution_is_an_error() -> None:
+    """Settings whose secret was never resolved cannot sign tokens."""
+    settings = Settings(_env_file=None)
+
+    with pytest.raises(RuntimeError, match="resolve_secret"):
+        _ = settings.jwt_secret
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (used only if the start wrongly succeeds)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_production_start_without_secret_exits_with_one_line(child_env: dict[str, str]) -> None:
+    """`python main.py` in production without SECRET exits non-zero: one line, no traceback."""
+    env = {**child_env, "ENVIRONMENT": "production", "PORT": str(free_port())}
+
+    result = subprocess.run(  # noqa: S603 (this interpreter, our own main.py)
+        [sys.executable, str(ROOT / "main.py")],
+        cwd=Path.cwd(),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "SECRET" in lines[0]
+
+
+def test_empty_dev_secret_file_is_refused(tmp_path: Path) -> None:
+    """An emptied dev secret file is an error, never an empty signing key."""
+    path = tmp_path / ".dev-secret"
+    path.write_text("\n")
+
+    with pytest.raises(ConfigError) as caught:
+        read_or_create_dev_secret(path)
+
+    assert_one_line_naming(caught.value, "DEV_SECRET_FILE")
