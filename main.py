@@ -5,6 +5,7 @@ import uvicorn
 from app.settings import load_settings, resolve_secret
 
 if __name__ == "__main__":
-    # Check SECRET once here, so a bad one stops the start instead of every worker.
-    settings = resolve_secret(load_settings())
+    settings = load_settings()
+    if settings.environment == "production":
+        resolve_secret(settings)  # a bad SECRET stops the start here, not in every worker
     uvicorn.run("app.app:app", host=settings.host, port=settings.port, log_level=settings.log_level)
