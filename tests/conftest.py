@@ -307,3 +307,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest
         monkeypatch.delenv(name.upper(), raising=False)
     monkeypatch.chdir(tmp_path)
     return monkeypatch
+
+
+def assert_error(response: httpx.Response, code: str, status: int = 400) -> None:
+    """`response` is FastAPI Users' error `code` (`{"detail": code}`) with `status`."""
+    assert response.status_code == status, response.text
+    assert response.json() == {"detail": code}

@@ -11,7 +11,7 @@ from pwdlib.hashers.bcrypt import BcryptHasher
 
 from app.models import User, UserDB
 from app.settings import Settings
-from tests.conftest import PASSWORD, TEST_SECRET, CreateUser, Login
+from tests.conftest import PASSWORD, TEST_SECRET, CreateUser, Login, assert_error
 
 
 async def register(
@@ -58,8 +58,7 @@ async def test_register_twice_is_refused_whatever_the_case(
 ) -> None:
     response = await register(client, second)
 
-    assert response.status_code == 400
-    assert response.json() == {"detail": "REGISTER_USER_ALREADY_EXISTS"}
+    assert_error(response, "REGISTER_USER_ALREADY_EXISTS")
 
 
 async def test_register_refuses_a_short_password(client: httpx.AsyncClient) -> None:
@@ -145,8 +144,7 @@ async def test_login_refuses_bad_credentials(
         "/auth/jwt/login", data={"username": username, "password": password}
     )
 
-    assert response.status_code == 400
-    assert response.json() == {"detail": "LOGIN_BAD_CREDENTIALS"}
+    assert_error(response, "LOGIN_BAD_CREDENTIALS")
 
 
 async def test_login_refuses_an_inactive_user(
@@ -158,8 +156,7 @@ async def test_login_refuses_an_inactive_user(
         "/auth/jwt/login", data={"username": inactive.email, "password": PASSWORD}
     )
 
-    assert response.status_code == 400
-    assert response.json() == {"detail": "LOGIN_BAD_CREDENTIALS"}
+    assert_error(response, "LOGIN_BAD_CREDENTIALS")
 
 
 async def test_login_requires_both_fields(client: httpx.AsyncClient) -> None:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from app.models import UserDB
-from tests.conftest import PASSWORD, CreateUser, Login
+from tests.conftest import PASSWORD, CreateUser, Login, assert_error
 
 NEW_PASSWORD = "a completely different passphrase"
 RESET = "Reset"
@@ -112,8 +112,7 @@ async def test_reset_password_replaces_the_password(
 
     assert response.status_code == 200, response.text
     old = await login_response(client, user.email, PASSWORD)
-    assert old.status_code == 400
-    assert old.json() == {"detail": "LOGIN_BAD_CREDENTIALS"}
+    assert_error(old, "LOGIN_BAD_CREDENTIALS")
     assert (await login_response(client, user.email, NEW_PASSWORD)).status_code == 200
 
 
@@ -125,8 +124,7 @@ async def test_reset_token_cannot_be_used_twice(
 
     again = await reset(client, token, "yet another passphrase")
 
-    assert again.status_code == 400
-    assert again.json() == {"detail": "RESET_PASSWORD_BAD_TOKEN"}
+    assert_error(again, "RESET_PASSWORD_BAD_TOKEN")
     assert (await login_response(client, user.email, NEW_PASSWORD)).status_code == 200
 
 
@@ -142,8 +140,7 @@ async def test_reset_token_is_void_once_the_password_changed_otherwise(
 
     response = await reset(client, token, "yet another passphrase")
 
-    assert response.status_code == 400
-    assert response.json() == {"detail": "RESET_PASSWORD_BAD_TOKEN"}
+    assert_error(response, "RESET_PASSWORD_BAD_TOKEN")
 
 
 @pytest.mark.parametrize("token", BAD_TOKENS)
@@ -152,8 +149,7 @@ async def test_reset_password_with_a_bad_token_is_refused(
 ) -> None:
     response = await reset(client, token, NEW_PASSWORD)
 
-    assert response.status_code == 400
-    assert response.json() == {"detail": "RESET_PASSWORD_BAD_TOKEN"}
+    assert_error(response, "RESET_PASSWORD_BAD_TOKEN")
 
 
 async def test_reset_password_too_short_is_refused_and_the_token_stays_usable(
@@ -179,8 +175,7 @@ async def test_verification_token_is_not_a_reset_token(
 
     response = await reset(client, token, NEW_PASSWORD)
 
-    assert response.status_code == 400
-    assert response.json() == {"detail": "RESET_PASSWORD_BAD_TOKEN"}
+    assert_error(response, "RESET_PASSWORD_BAD_TOKEN")
     assert (await login_response(client, user.email, PASSWORD)).status_code == 200
 
 
@@ -198,8 +193,7 @@ async def test_reset_token_of_a_user_deactivated_since_is_refused(
 
     response = await reset(client, token, NEW_PASSWORD)
 
-    assert response.status_code == 400
-    assert response.json() == {"detail": "RESET_PASSWORD_BAD_TOKEN"}
+    assert_error(response, "RESET_PASSWORD_BAD_TOKEN")
 
 
 async def test_reset_token_of_a_deleted_user_is_refused(
@@ -214,8 +208,7 @@ async def test_reset_token_of_a_deleted_user_is_refused(
 
     response = await reset(client, token, NEW_PASSWORD)
 
-    assert response.status_code == 400
-    assert response.json() == {"detail": "RESET_PASSWORD_BAD_TOKEN"}
+    assert_error(response, "RESET_PASSWORD_BAD_TOKEN")
 
 
 # --- POST /auth/request-verify-token -------------------------------------------------------
@@ -285,8 +278,7 @@ async def test_verify_twice_is_refused_as_already_verified(
 
     again = await verify(client, token)
 
-    assert again.status_code == 400
-    assert again.json() == {"detail": "VERIFY_USER_ALREADY_VERIFIED"}
+    assert_error(again, "VERIFY_USER_ALREADY_VERIFIED")
 
 
 @pytest.mark.parametrize("token", BAD_TOKENS)
@@ -295,8 +287,7 @@ async def test_verify_with_a_bad_token_is_refused(
 ) -> None:
     response = await verify(client, token)
 
-    assert response.status_code == 400
-    assert response.json() == {"detail": "VERIFY_USER_BAD_TOKEN"}
+    assert_error(response, "VERIFY_USER_BAD_TOKEN")
 
 
 async def test_reset_token_is_not_a_verification_token(
@@ -309,8 +300,7 @@ async def test_reset_token_is_not_a_verification_token(
 
     response = await verify(client, token)
 
-    assert response.status_code == 400
-    assert response.json() == {"detail": "VERIFY_USER_BAD_TOKEN"}
+    assert_error(response, "VERIFY_USER_BAD_TOKEN")
     me = await client.get("/users/me", headers=auth_headers)
     assert me.json()["is_verified"] is False
 
@@ -329,8 +319,7 @@ async def test_verification_token_is_void_after_an_email_change(
 
     response = await verify(client, token)
 
-    assert response.status_code == 400
-    assert response.json() == {"detail": "VERIFY_USER_BAD_TOKEN"}
+    assert_error(response, "VERIFY_USER_BAD_TOKEN")
     me = await client.get("/users/me", headers=auth_headers)
     assert me.json()["is_verified"] is False
 
@@ -353,8 +342,7 @@ async def test_verification_token_does_not_verify_a_new_owner_of_the_old_email(
 
     response = await verify(client, token)
 
-    assert response.status_code == 400
-    assert response.json() == {"detail": "VERIFY_USER_BAD_TOKEN"}
+    assert_error(response, "VERIFY_USER_BAD_TOKEN")
     newcomer = await client.get("/users/me", headers=newcomer_headers)
     assert newcomer.json()["is_verified"] is False
 
