@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,6 +54,7 @@ class Backend:
 
     kind: str
     server_url: str
+    created: list[str] = field(default_factory=list)
 
     def url(self, name: str) -> str:
         """The DATABASE_URL of database `name` on this backend."""
@@ -70,6 +71,7 @@ class Backend:
         self.drop(name)
         if self.kind != "sqlite":
             asyncio.run(self._run_admin([self._create(name)]))
+        self.created.append(name)
         return self.url(name)
 
     def drop(self, name: str) -> None:
@@ -168,22 +170,25 @@ def aerich(bytecode_cache: Path) -> Aerich:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres", "mysql"])
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
-    """Each database kind in turn."""
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backend]:
+    """Each database kind in turn; the databases tests made on it are dropped afterwards."""
     kind: str = request.param
     server = str(tmp_path_factory.mktemp("sqlite")) if kind == "sqlite" else SERVER_URLS[kind]
     found = Backend(kind, server)
     found.check_reachable()
-    return found
+    yield found
+    for name in set(found.created):
+        found.drop(name)
 
 
 @pytest.fixture(scope="session")
-def database_url(backend: Backend, aerich: Aerich) -> Iterator[str]:
+def database_url(backend: Backend, aerich: Aerich) -> str:
     """A database whose schema was built by `aerich upgrade`, shared by a session."""
     url = backend.recreate("fastapi_users_test")
     aerich.upgrade(url)
-    yield url
-    backend.drop(unique_name("fastapi_users_test"))
+    return url
 
 
 @pytest.fixture
