@@ -75,11 +75,12 @@ class Settings(BaseSettings):
 
 def secret_problem(secret: str | None) -> str | None:
     """Say what makes `secret` unfit for production, or None when it is fine."""
-    if not secret or not secret.strip():
+    secret = (secret or "").strip()
+    if not secret:
         return "is missing"
-    if secret.strip().lower() in PLACEHOLDER_SECRETS:
+    if secret.lower() in PLACEHOLDER_SECRETS:
         return "is a known placeholder"
-    if len(secret.strip().encode()) < MIN_SECRET_BYTES:
+    if len(secret.encode()) < MIN_SECRET_BYTES:
         return f"is shorter than {MIN_SECRET_BYTES} bytes"
     return None
 

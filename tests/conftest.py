@@ -42,12 +42,6 @@ PASSWORD = "correct horse battery staple"
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
 
-def unique_name(name: str) -> str:
-    """`name` made unique to this test run."""
-    suffix = f"_{os.getpid()}"
-    return name if name.endswith(suffix) else f"{name}{suffix}"
-
-
 @dataclass
 class Backend:
     """One database server (or SQLite in a folder) that tests can make databases on."""
@@ -67,7 +61,7 @@ class Backend:
 
         Names get this process's id, so concurrent test runs on one server never meet.
         """
-        name = unique_name(name)
+        name = f"{name}_{os.getpid()}"
         self.drop(name)
         if self.kind != "sqlite":
             asyncio.run(self._run_admin([self._create(name)]))

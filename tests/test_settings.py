@@ -23,9 +23,8 @@ from app.settings import (
     read_or_create_dev_secret,
     resolve_secret,
 )
-from tests.conftest import child_environment
+from tests.conftest import ROOT, child_environment
 
-ROOT = Path(__file__).resolve().parent.parent
 GOOD_SECRET = secrets.token_urlsafe(48)
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
