@@ -10,6 +10,7 @@ from tortoise.contrib.fastapi import register_tortoise
 
 from app.db import DatabaseNotReady, check_database, tortoise_config
 from app.models import UserCreate, UserDB, UserRead, UserUpdate
+from app.passwords import PasswordHasher
 from app.settings import Settings, load_settings, resolve_secret
 from app.users import auth_backend, current_active_user, fastapi_users
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="FastAPI Users on Tortoise ORM", lifespan=lifespan)
     app.state.settings = settings
+    app.state.password_hasher = PasswordHasher(settings)
 
     app.include_router(
         fastapi_users.get_auth_router(auth_backend), prefix="/auth/jwt", tags=["auth"]

@@ -1,26 +1,28 @@
 """FastAPI Users wiring: the user manager, the bearer transport and the JWT backend."""
 
+import hmac
 import logging
 import uuid
 from collections.abc import AsyncGenerator
-from typing import Annotated
+from typing import Annotated, Any
 
+import jwt
 from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordRequestForm
 from fastapi_users import (
     BaseUserManager,
     FastAPIUsers,
     InvalidPasswordException,
     UUIDIDMixin,
+    exceptions,
     schemas,
 )
 from fastapi_users.authentication import AuthenticationBackend, BearerTransport, JWTStrategy
-from fastapi_users.password import PasswordHelper
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
-from pwdlib.hashers.bcrypt import BcryptHasher
+from fastapi_users.jwt import decode_jwt, generate_jwt
 
 from app.db import get_user_db
 from app.models import UserDB
+from app.passwords import NoInlineHashing, PasswordHasher
 from app.settings import Settings
 from app.user_db import TortoiseUserDatabase
 
@@ -37,24 +39,118 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 UserDatabaseDep = Annotated[TortoiseUserDatabase, Depends(get_user_db)]
 
 
-def password_helper(settings: Settings) -> PasswordHelper:
-    """Argon2id with the configured cost for new hashes; bcrypt hashes still verify."""
-    argon2 = Argon2Hasher(
-        time_cost=settings.password_hash_time_cost,
-        memory_cost=settings.password_hash_memory_cost,
-        parallelism=settings.password_hash_parallelism,
-    )
-    return PasswordHelper(PasswordHash((argon2, BcryptHasher())))
+def get_password_hasher(request: Request) -> PasswordHasher:
+    """The password hasher of the app serving this request (one per app)."""
+    hasher: PasswordHasher = request.app.state.password_hasher
+    return hasher
+
+
+PasswordHasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
 
 
 class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
-    """The FastAPI Users manager, with our password rules and logging hooks."""
+    """The FastAPI Users manager, with our password rules and logging hooks.
 
-    def __init__(self, user_db: TortoiseUserDatabase, settings: Settings) -> None:
-        super().__init__(user_db, password_helper(settings))
+    Every method that hashes or verifies a password is overridden to await
+    `PasswordHasher`, which works in threads; upstream hashes on the event loop.
+    """
+
+    def __init__(
+        self, user_db: TortoiseUserDatabase, settings: Settings, hasher: PasswordHasher
+    ) -> None:
+        super().__init__(user_db, NoInlineHashing())
         self.settings = settings
+        self.hasher = hasher
         self.reset_password_token_secret = settings.jwt_secret
         self.verification_token_secret = settings.jwt_secret
+
+    async def authenticate(self, credentials: OAuth2PasswordRequestForm) -> UserDB | None:
+        """The user these credentials belong to, or None; outdated hashes are upgraded."""
+        try:
+            user = await self.get_by_email(credentials.username)
+        except exceptions.UserNotExists:
+            # Spend the time of a verify anyway, so timing does not tell who has an account.
+            await self.hasher.hash(credentials.password)
+            return None
+        verified, new_hash = await self.hasher.verify_and_update(
+            credentials.password, user.hashed_password
+        )
+        if not verified:
+            return None
+        if new_hash is not None:
+            await self.user_db.update(user, {"hashed_password": new_hash})
+        return user
+
+    async def create(
+        self, user_create: schemas.UC, safe: bool = False, request: Request | None = None
+    ) -> UserDB:
+        """Register a user; the unique index, not this check, settles concurrent sign-ups."""
+        await self.validate_password(user_create.password, user_create)
+        if await self.user_db.get_by_email(user_create.email) is not None:
+            raise exceptions.UserAlreadyExists()
+        # FastAPI Users leaves these two unannotated.
+        if safe:
+            user_dict = user_create.create_update_dict()  # type: ignore[no-untyped-call]
+        else:
+            user_dict = user_create.create_update_dict_superuser()  # type: ignore[no-untyped-call]
+        user_dict["hashed_password"] = await self.hasher.hash(user_dict.pop("password"))
+        created_user = await self.user_db.create(user_dict)
+        await self.on_after_register(created_user, request)
+        return created_user
+
+    async def forgot_password(self, user: UserDB, request: Request | None = None) -> None:
+        """Issue a reset token bound to the current password hash (see `reset_password`)."""
+        if not user.is_active:
+            raise exceptions.UserInactive()
+        token_data = {
+            "sub": str(user.id),
+            "password_fgpt": self.hasher.fingerprint(user.hashed_password),
+            "aud": self.reset_password_token_audience,
+        }
+        token = generate_jwt(
+            token_data,
+            self.reset_password_token_secret,
+            self.reset_password_token_lifetime_seconds,
+        )
+        await self.on_after_forgot_password(user, token, request)
+
+    async def reset_password(
+        self, token: str, password: str, request: Request | None = None
+    ) -> UserDB:
+        """Set a new password with a reset token; the token dies with the old password."""
+        try:
+            data = decode_jwt(
+                token, self.reset_password_token_secret, [self.reset_password_token_audience]
+            )
+            user_id, fingerprint = data["sub"], data["password_fgpt"]
+            user = await self.get(self.parse_id(user_id))
+        except (jwt.PyJWTError, KeyError, exceptions.InvalidID):
+            raise exceptions.InvalidResetPasswordToken() from None
+        if not isinstance(fingerprint, str) or not hmac.compare_digest(
+            fingerprint, self.hasher.fingerprint(user.hashed_password)
+        ):
+            raise exceptions.InvalidResetPasswordToken()
+        if not user.is_active:
+            raise exceptions.UserInactive()
+        updated_user = await self._update(user, {"password": password})
+        await self.on_after_reset_password(user, request)
+        return updated_user
+
+    async def _update(self, user: UserDB, update_dict: dict[str, Any]) -> UserDB:
+        # As upstream, but the new password is hashed off the event loop.
+        values: dict[str, Any] = {}
+        for field, value in update_dict.items():
+            if field == "email" and value != user.email:
+                if await self.user_db.get_by_email(value) is not None:
+                    raise exceptions.UserAlreadyExists()
+                values["email"] = value
+                values["is_verified"] = False
+            elif field == "password" and value is not None:
+                await self.validate_password(value, user)
+                values["hashed_password"] = await self.hasher.hash(value)
+            else:
+                values[field] = value
+        return await self.user_db.update(user, values)
 
     async def validate_password(self, password: str, user: schemas.BaseUserCreate | UserDB) -> None:
         """Refuse passwords that are too short or cannot be encoded for hashing."""
@@ -95,10 +191,10 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
 
 
 async def get_user_manager(
-    user_db: UserDatabaseDep, settings: SettingsDep
+    user_db: UserDatabaseDep, settings: SettingsDep, hasher: PasswordHasherDep
 ) -> AsyncGenerator[UserManager, None]:
     """Provide the user manager to FastAPI Users."""
-    yield UserManager(user_db, settings)
+    yield UserManager(user_db, settings, hasher)
 
 
 bearer_transport = BearerTransport(tokenUrl="auth/jwt/login")

@@ -245,11 +245,11 @@ CreateUser = Callable[..., Awaitable[UserDB]]
 
 
 @pytest.fixture
-def create_user(client: httpx.AsyncClient, settings: Settings) -> CreateUser:
+def create_user(client: httpx.AsyncClient, app: FastAPI, settings: Settings) -> CreateUser:
     """Make a user through the user manager: `await create_user(email, **fields)`."""
 
     async def create(email: str = "user@example.com", **fields: Any) -> UserDB:
-        manager = UserManager(TortoiseUserDatabase(), settings)
+        manager = UserManager(TortoiseUserDatabase(), settings, app.state.password_hasher)
         return await manager.create(UserCreate(email=email, password=PASSWORD, **fields))
 
     return create

@@ -1,0 +1,71 @@
+"""Password hashing in worker threads, so a hash never stalls the event loop."""
+
+import hashlib
+import hmac
+
+import anyio
+from fastapi_users.password import PasswordHelper
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from pwdlib.hashers.bcrypt import BcryptHasher
+
+from app.settings import Settings
+
+
+class PasswordHasher:
+    """Argon2id with the configured cost for new hashes; bcrypt and older argon2 still verify.
+
+    argon2-cffi and bcrypt release the GIL, so hashes run in parallel threads while
+    the event loop keeps serving. At most `password_hash_concurrency` run at once:
+    each argon2 hash holds `password_hash_memory_cost` KiB while it runs.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        argon2 = Argon2Hasher(
+            time_cost=settings.password_hash_time_cost,
+            memory_cost=settings.password_hash_memory_cost,
+            parallelism=settings.password_hash_parallelism,
+        )
+        self.password_hash = PasswordHash((argon2, BcryptHasher()))
+        self.limiter = anyio.CapacityLimiter(settings.password_hash_concurrency)
+        self._fingerprint_key = hashlib.sha256(
+            b"password-fingerprint:" + settings.jwt_secret.encode()
+        ).digest()
+
+    async def hash(self, password: str) -> str:
+        """A new hash of `password`."""
+        return await anyio.to_thread.run_sync(
+            self.password_hash.hash, password, limiter=self.limiter
+        )
+
+    async def verify_and_update(self, password: str, hashed: str) -> tuple[bool, str | None]:
+        """Whether `password` matches `hashed`, and a new hash if `hashed` is outdated."""
+        return await anyio.to_thread.run_sync(
+            self.password_hash.verify_and_update, password, hashed, limiter=self.limiter
+        )
+
+    def fingerprint(self, hashed: str) -> str:
+        """A keyed digest of a stored hash: it changes whenever the password does.
+
+        Reset tokens carry it, so a token dies once its password has been changed.
+        A keyed digest costs microseconds where FastAPI Users hashes the hash again.
+        """
+        return hmac.new(self._fingerprint_key, hashed.encode(), hashlib.sha256).hexdigest()
+
+
+class NoInlineHashing(PasswordHelper):
+    """The helper FastAPI Users' base manager gets: it may generate, never hash inline.
+
+    Every hashing path of `UserManager` awaits `PasswordHasher`; should an upgrade of
+    FastAPI Users add a path that hashes on the event loop, it fails loudly here.
+    """
+
+    def hash(self, password: str) -> str:
+        """Refuse: hashing on the event loop would stall every request."""
+        raise RuntimeError("hash passwords with `await PasswordHasher.hash`")
+
+    def verify_and_update(
+        self, plain_password: str, hashed_password: str
+    ) -> tuple[bool, str | None]:
+        """Refuse: verifying on the event loop would stall every request."""
+        raise RuntimeError("verify passwords with `await PasswordHasher.verify_and_update`")
