@@ -3,6 +3,7 @@
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import OperationalError
 
 from app.models import User
@@ -12,10 +13,24 @@ from app.user_db import TortoiseUserDatabase
 MODEL_MODULES = ["app.models", "aerich.models"]
 
 
+def connection_config(settings: Settings) -> dict[str, Any]:
+    """The connection for `settings.database_url`; SQLite gets WAL and a busy timeout.
+
+    WAL lets readers run beside the one writer; the busy timeout makes a writer that
+    finds the database locked by another process (a second worker, `aerich`, a
+    backup) wait for it instead of failing with "database is locked".
+    """
+    connection = expand_db_url(settings.database_url)
+    if connection["engine"] == "tortoise.backends.sqlite":
+        connection["credentials"]["journal_mode"] = "WAL"
+        connection["credentials"]["busy_timeout"] = settings.sqlite_busy_timeout_ms
+    return connection
+
+
 def tortoise_config(settings: Settings) -> dict[str, Any]:
     """The Tortoise config for `settings.database_url`, shared by the app and Aerich."""
     return {
-        "connections": {"default": settings.database_url},
+        "connections": {"default": connection_config(settings)},
         "apps": {"models": {"models": MODEL_MODULES, "default_connection": "default"}},
         "use_tz": True,
         "timezone": "UTC",

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite://db.sqlite3"
     secret: str | None = Field(default=None, repr=False)
     dev_secret_file: Path = Path(".dev-secret")
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     jwt_lifetime_seconds: int = Field(default=3600, gt=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
