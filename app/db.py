@@ -1,6 +1,5 @@
 """Tortoise configuration and the user-database dependency."""
 
-from collections.abc import AsyncGenerator
 from typing import Any
 
 from tortoise.backends.base.config_generator import expand_db_url
@@ -61,6 +60,6 @@ async def check_database() -> None:
         ) from exc
 
 
-async def get_user_db() -> AsyncGenerator[TortoiseUserDatabase, None]:
+async def get_user_db() -> TortoiseUserDatabase:
     """Provide the user database to FastAPI Users."""
-    yield TortoiseUserDatabase()
+    return TortoiseUserDatabase()

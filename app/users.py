@@ -3,7 +3,6 @@
 import hmac
 import logging
 import uuid
-from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
 import jwt
@@ -29,7 +28,11 @@ from app.user_db import TortoiseUserDatabase
 logger = logging.getLogger(__name__)
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies are `async def` even when they do not await: FastAPI runs plain `def`
+# dependencies in its thread pool, a thread hop per dependency on every request.
+
+
+async def get_settings(request: Request) -> Settings:
     """The settings of the app serving this request."""
     settings: Settings = request.app.state.settings
     return settings
@@ -39,7 +42,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 UserDatabaseDep = Annotated[TortoiseUserDatabase, Depends(get_user_db)]
 
 
-def get_password_hasher(request: Request) -> PasswordHasher:
+async def get_password_hasher(request: Request) -> PasswordHasher:
     """The password hasher of the app serving this request (one per app)."""
     hasher: PasswordHasher = request.app.state.password_hasher
     return hasher
@@ -192,15 +195,15 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
 
 async def get_user_manager(
     user_db: UserDatabaseDep, settings: SettingsDep, hasher: PasswordHasherDep
-) -> AsyncGenerator[UserManager, None]:
+) -> UserManager:
     """Provide the user manager to FastAPI Users."""
-    yield UserManager(user_db, settings, hasher)
+    return UserManager(user_db, settings, hasher)
 
 
 bearer_transport = BearerTransport(tokenUrl="auth/jwt/login")
 
 
-def get_jwt_strategy(settings: SettingsDep) -> JWTStrategy[UserDB, uuid.UUID]:
+async def get_jwt_strategy(settings: SettingsDep) -> JWTStrategy[UserDB, uuid.UUID]:
     """JWTs signed with SECRET, valid for JWT_LIFETIME_SECONDS (3600 by default)."""
     return JWTStrategy(secret=settings.jwt_secret, lifetime_seconds=settings.jwt_lifetime_seconds)
 
