@@ -30,8 +30,8 @@ SUBJECTS: dict[MailKind, str] = {
 
 def redact(address: str) -> str:
     """The address reduced to its domain (`***@example.com`), fit for a log line."""
-    _, _, domain = address.rpartition("@")
-    return f"***@{domain}" if domain else "***"
+    _, at, domain = address.rpartition("@")
+    return f"***@{domain}" if at and domain else "***"
 
 
 def smtp_tls_options(mode: Literal["starttls", "tls", "none"]) -> tuple[bool, bool]:

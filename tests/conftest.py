@@ -209,7 +209,8 @@ class Inbox:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """Keep the mail; aiosmtpd calls this from its own thread and loop."""
-        content = cast(bytes, envelope.original_content or envelope.content)
+        # Lines arrive with the wire's CRLF; the message is kept with Python's newlines.
+        content = cast(bytes, envelope.original_content or envelope.content).replace(b"\r\n", b"\n")
         self.messages.append(cast(EmailMessage, message_from_bytes(content, policy=policy.default)))
         return "250 Message accepted for delivery"
 
