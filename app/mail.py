@@ -48,6 +48,14 @@ def describe_lifetime(seconds: int) -> str:
     return f"{seconds} seconds"
 
 
+def readable(message: EmailMessage) -> str:
+    """The mail as a person reads it: headers, then each part decoded (for the log)."""
+    lines = [f"{name}: {value}" for name, value in message.items() if name != "Content-Type"]
+    for part in message.iter_parts():
+        lines += ["", f"--- {part.get_content_type()} ---", str(part.get_content()).rstrip()]
+    return "\n".join(lines)
+
+
 class Mailer:
     """Builds the service's mails and delivers them without making anyone wait.
 
@@ -96,7 +104,9 @@ class Mailer:
         to, subject = str(message["To"]), str(message["Subject"])
         settings = self.settings
         if settings.smtp_host is None:
-            logger.info("SMTP_HOST is not set; this mail is logged, not sent:\n%s", message)
+            logger.info(
+                "SMTP_HOST is not set; this mail is logged, not sent:\n%s", readable(message)
+            )
             return True
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         use_tls, start_tls = smtp_tls_options(settings.smtp_tls)
