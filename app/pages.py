@@ -10,12 +10,19 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from fastapi_users import exceptions
 from fastapi_users.jwt import decode_jwt
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
 from app.mail import describe_lifetime
 from app.users import UserManager, UserManagerDep
 
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates" / "pages")
+templates = Jinja2Templates(
+    env=Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates" / "pages"),
+        autoescape=True,
+        undefined=StrictUndefined,
+    )
+)
 
 # The token travels in the page's URL: no referrer may carry it away, no frame may show
 # the form, and nothing but our own stylesheet and forms may load or post.
@@ -149,7 +156,8 @@ def reset_form(
 ) -> HTMLResponse:
     """The new-password form; the token rides only in its hidden field."""
     return render(
-        request, "reset_form.html", status_code, token=token, error=error,
+        request, "reset_form.html", status_code, title="Choose a new password",
+        token=token, error=error,
         min_length=manager.settings.password_min_length,
         lifetime=describe_lifetime(manager.reset_password_token_lifetime_seconds),
     )  # fmt: skip

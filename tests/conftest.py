@@ -347,9 +347,9 @@ def html_of(message: EmailMessage) -> str:
     return cast(str, part.get_content())
 
 
-def link_in(message: EmailMessage) -> str:
-    """The one link to this service in the mail's text part."""
-    links = [word for word in text_of(message).split() if word.startswith(TEST_PUBLIC_URL)]
+def link_in(message: EmailMessage, public_url: str = TEST_PUBLIC_URL) -> str:
+    """The one link to the service at `public_url` in the mail's text part."""
+    links = [word for word in text_of(message).split() if word.startswith(f"{public_url}/")]
     assert len(links) == 1, text_of(message)
     return links[0]
 
