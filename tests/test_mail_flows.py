@@ -394,7 +394,9 @@ def test_token_lifetimes_come_from_the_settings(app: FastAPI, settings: Settings
         update={"reset_password_token_lifetime_seconds": 600, "verify_token_lifetime_seconds": 7200}
     )
 
-    manager = UserManager(TortoiseUserDatabase(), configured, app.state.mailer)
+    manager = UserManager(
+        TortoiseUserDatabase(), configured, app.state.password_hasher, app.state.mailer
+    )
 
     assert manager.reset_password_token_lifetime_seconds == 600
     assert manager.verification_token_lifetime_seconds == 7200
