@@ -6,6 +6,7 @@ Delivery goes to real SMTP servers (aiosmtpd) on loopback ports; no database is 
 import datetime
 import ipaddress
 import logging
+import socket
 import ssl
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -316,3 +317,23 @@ async def test_a_server_that_requires_starttls_refuses_plain_mail(
 
     assert await mailer.deliver(mailer.build("password_changed", ADDRESS)) is False
     assert inbox.messages == []
+
+
+async def test_shutdown_abandons_mail_still_under_way_after_the_grace_period(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A server that accepts connections (the kernel's backlog) but never greets.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        settings = mail_settings(
+            smtp_host="127.0.0.1", smtp_port=silent.getsockname()[1], smtp_tls="none",
+            smtp_timeout_seconds=30,
+        )  # fmt: skip
+        mailer = Mailer(settings)
+        mailer.send_soon(mailer.build("password_changed", ADDRESS))
+
+        await mailer.wait_idle(0.2)
+
+    assert "abandoned" in caplog.text
+    await mailer.wait_idle()  # nothing is left under way
