@@ -4,12 +4,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-import jwt
 from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from fastapi_users import exceptions
-from fastapi_users.jwt import decode_jwt
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
@@ -38,6 +36,11 @@ SECURITY_HEADERS = {
 }
 
 FormText = Annotated[str, Form()]
+RESET_TOKEN_TROUBLE = (
+    exceptions.InvalidResetPasswordToken,
+    exceptions.UserNotExists,
+    exceptions.UserInactive,
+)
 email_address = TypeAdapter(EmailStr)
 
 router = APIRouter(tags=["pages"], default_response_class=HTMLResponse)
@@ -58,17 +61,6 @@ def link_trouble(
         request, "message.html", status_code, title=title, text=text,
         new_link_action=new_link_action,
     )  # fmt: skip
-
-
-def is_live_reset_token(manager: UserManager, token: str) -> bool:
-    """Whether `token` is a signed, unexpired reset token (spent ones fail at the reset)."""
-    try:
-        decode_jwt(
-            token, manager.reset_password_token_secret, [manager.reset_password_token_audience]
-        )
-    except jwt.PyJWTError:
-        return False
-    return True
 
 
 @router.get("/verify")
@@ -108,8 +100,10 @@ async def new_verify_link_page(
 async def reset_password_page(
     request: Request, manager: UserManagerDep, token: str = ""
 ) -> HTMLResponse:
-    """The form to choose a new password (new password twice)."""
-    if not is_live_reset_token(manager, token):
+    """The form to choose a new password (new password twice), if the link still works."""
+    try:
+        await manager.reset_token_user(token)
+    except RESET_TOKEN_TROUBLE:
         return reset_link_trouble(request)
     return reset_form(request, manager, token)
 
@@ -123,15 +117,15 @@ async def reset_password_form(
     password_confirm: FormText = "",
 ) -> HTMLResponse:
     """Set the new password from the form, or show the form again with what is wrong."""
+    try:
+        await manager.reset_token_user(token)
+    except RESET_TOKEN_TROUBLE:
+        return reset_link_trouble(request)
     if password != password_confirm:
         return reset_form(request, manager, token, "The two passwords differ.", 400)
     try:
         await manager.reset_password(token, password, request)
-    except (
-        exceptions.InvalidResetPasswordToken,
-        exceptions.UserNotExists,
-        exceptions.UserInactive,
-    ):
+    except RESET_TOKEN_TROUBLE:
         return reset_link_trouble(request)
     except exceptions.InvalidPasswordException as exc:
         return reset_form(request, manager, token, f"{exc.reason}.", 400)

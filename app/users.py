@@ -126,6 +126,17 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
         self, token: str, password: str, request: Request | None = None
     ) -> UserDB:
         """Set a new password with a reset token; the token dies with the old password."""
+        user = await self.reset_token_user(token)
+        updated_user = await self._update(user, {"password": password})
+        await self.on_after_reset_password(user, request)
+        return updated_user
+
+    async def reset_token_user(self, token: str) -> UserDB:
+        """The active user a live reset token is for (the reset page checks it before its form).
+
+        Raises `InvalidResetPasswordToken` (bad, expired or spent: the password changed
+        since), `UserNotExists` or `UserInactive`.
+        """
         try:
             data = decode_jwt(
                 token, self.reset_password_token_secret, [self.reset_password_token_audience]
@@ -140,9 +151,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
             raise exceptions.InvalidResetPasswordToken()
         if not user.is_active:
             raise exceptions.UserInactive()
-        updated_user = await self._update(user, {"password": password})
-        await self.on_after_reset_password(user, request)
-        return updated_user
+        return user
 
     async def _update(self, user: UserDB, update_dict: dict[str, Any]) -> UserDB:
         # As upstream, but the new password is hashed off the event loop.

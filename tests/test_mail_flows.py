@@ -187,11 +187,14 @@ async def test_forgot_password_then_reset_through_the_page_form(
     assert await login_status(client, user.email, PASSWORD) == 400
     assert await login_status(client, user.email, NEW_PASSWORD) == 200
 
-    second = await post_reset_form(client, token, "yet another passphrase")
+    second_visit = await client.get(link)
+    second_post = await post_reset_form(client, token, "yet another passphrase")
 
-    assert second.status_code == 400
-    assert "This password reset link does not work" in second.text
-    assert 'action="/reset-password/new-link"' in second.text
+    for second in (second_visit, second_post):
+        assert second.status_code == 400
+        assert "This password reset link does not work" in second.text
+        assert 'action="/reset-password/new-link"' in second.text
+        assert token not in second.text
     assert await login_status(client, user.email, NEW_PASSWORD) == 200
 
 
@@ -251,6 +254,33 @@ async def test_a_bad_reset_link_shows_an_error_and_a_form_for_a_new_link(
         assert 'action="/reset-password/new-link"' in response.text
         assert "hidden" not in response.text
     assert await login_status(client, user.email, PASSWORD) == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"password": NEW_PASSWORD}, id="password-changed"),
+        pytest.param({"is_active": False}, id="user-deactivated"),
+    ],
+)
+async def test_the_reset_page_refuses_a_link_that_died_since_it_was_mailed(
+    client: httpx.AsyncClient,
+    user: UserDB,
+    superuser_headers: dict[str, str],
+    mailbox: Mailbox,
+    body: dict[str, object],
+) -> None:
+    await client.post("/auth/forgot-password", json={"email": user.email})
+    mail = await mailbox.only_message()
+    changed = await client.patch(f"/users/{user.id}", json=body, headers=superuser_headers)
+    assert changed.status_code == 200, changed.text
+
+    page = await client.get(link_in(mail))
+    posted = await post_reset_form(client, token_in(mail), NEW_PASSWORD)
+
+    for response in (page, posted):
+        assert response.status_code == 400
+        assert "This password reset link does not work" in response.text
 
 
 async def test_asking_for_a_new_reset_link_from_the_page(
