@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh clone: `make run` and `make test`.
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test lint format
+.PHONY: help install run migrate test lint format browser
 
 # uv from PATH, or installed with pip into .tools/ when missing.
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
@@ -33,5 +33,11 @@ format: install  ## Fix what ruff can fix
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
-test: lint  ## Lint, type-check and run the whole suite
+# The browser tests drive Debian's chromium through Playwright; a browser is never downloaded.
+browser:  ## Install Debian's chromium for the browser tests (as root; skipped otherwise)
+	@command -v chromium >/dev/null \
+	  || { [ "$$(id -u)" = 0 ] && apt-get update && apt-get install -y --no-install-recommends chromium; } \
+	  || echo "chromium is missing: the browser tests will be skipped (and fail with CI=true)"
+
+test: lint browser  ## Lint, type-check and run the whole suite
 	$(RUN) pytest $(PYTEST_ARGS)

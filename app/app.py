@@ -3,20 +3,29 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, BackgroundTasks, Body, Depends, FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from pydantic import EmailStr
 from tortoise.contrib.fastapi import register_tortoise
 
+from app import pages
 from app.db import DatabaseNotReady, check_database, tortoise_config
+from app.mail import Mailer
 from app.models import UserCreate, UserDB, UserRead, UserUpdate
 from app.passwords import PasswordHasher
 from app.settings import Settings, load_settings, resolve_secret
-from app.users import auth_backend, current_active_user, fastapi_users
+from app.users import UserManagerDep, auth_backend, current_active_user, fastapi_users
 
 logger = logging.getLogger(__name__)
 
 CurrentUser = Annotated[UserDB, Depends(current_active_user)]
+EmailBody = Annotated[EmailStr, Body(embed=True)]
+STATIC_FILES = Path(__file__).parent / "static"
+# How long shutdown waits for mails still being sent.
+MAIL_SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 def configure_logging(level: str) -> None:
@@ -38,15 +47,42 @@ async def authenticated_route(user: CurrentUser) -> dict[str, str]:
     return {"message": f"Hello {user.email}!"}
 
 
+# FastAPI Users' versions of these two routes look the address up before answering,
+# and answer at once when it is unknown; ours answer first, then look up (see users.py).
+@router.post("/auth/forgot-password", status_code=202, name="reset:forgot_password", tags=["auth"])
+async def forgot_password(
+    email: EmailBody, manager: UserManagerDep, background: BackgroundTasks, request: Request
+) -> None:
+    """Mail a password reset link if an active account has this address; always 202."""
+    background.add_task(manager.forgot_password_by_email, email, request)
+
+
+@router.post(
+    "/auth/request-verify-token", status_code=202, name="verify:request-token", tags=["auth"]
+)
+async def request_verify_token(
+    email: EmailBody, manager: UserManagerDep, background: BackgroundTasks, request: Request
+) -> None:
+    """Mail a verification link if an active, unverified account has this address; always 202."""
+    background.add_task(manager.request_verify_by_email, email, request)
+
+
+def without_route(router: APIRouter, path: str) -> APIRouter:
+    """`router` without its route at `path` (replaced by one of ours)."""
+    router.routes = [route for route in router.routes if getattr(route, "path", None) != path]
+    return router
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Check the database before serving (Tortoise is connected by then)."""
+    """Check the database before serving; at shutdown, let mails under way finish."""
     try:
         await check_database()
     except DatabaseNotReady as exc:
         logger.error("%s", exc)
         raise
     yield
+    await app.state.mailer.wait_idle(MAIL_SHUTDOWN_GRACE_SECONDS)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -58,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="FastAPI Users on Tortoise ORM", lifespan=lifespan)
     app.state.settings = settings
     app.state.password_hasher = PasswordHasher(settings)
+    app.state.mailer = Mailer(settings)
 
     app.include_router(
         fastapi_users.get_auth_router(auth_backend), prefix="/auth/jwt", tags=["auth"]
@@ -65,12 +102,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(
         fastapi_users.get_register_router(UserRead, UserCreate), prefix="/auth", tags=["auth"]
     )
-    app.include_router(fastapi_users.get_reset_password_router(), prefix="/auth", tags=["auth"])
-    app.include_router(fastapi_users.get_verify_router(UserRead), prefix="/auth", tags=["auth"])
+    app.include_router(
+        without_route(fastapi_users.get_reset_password_router(), "/forgot-password"),
+        prefix="/auth",
+        tags=["auth"],
+    )
+    app.include_router(
+        without_route(fastapi_users.get_verify_router(UserRead), "/request-verify-token"),
+        prefix="/auth",
+        tags=["auth"],
+    )
     app.include_router(
         fastapi_users.get_users_router(UserRead, UserUpdate), prefix="/users", tags=["users"]
     )
     app.include_router(router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_FILES), name="static")
 
     # Aerich owns the schema (`aerich upgrade`); Tortoise's exception handlers stay
     # off so no ORM error text reaches a client.

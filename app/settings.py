@@ -5,11 +5,12 @@ import logging
 import os
 import secrets
 import tempfile
+from email.utils import parseaddr
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import ConfigurationError
@@ -48,6 +49,19 @@ class Settings(BaseSettings):
     password_hash_memory_cost: int = Field(default=19456, ge=8, description="KiB")
     password_hash_parallelism: int = Field(default=1, ge=1)
     password_hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    reset_password_token_lifetime_seconds: int = Field(default=1800, gt=0)
+    verify_token_lifetime_seconds: int = Field(default=86400, gt=0)
+    public_url: str = "http://127.0.0.1:8000"
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_timeout_seconds: float = Field(default=10, gt=0)
+    smtp_ca_file: Path | None = None
+    mail_from: str = "FastAPI Users <noreply@localhost>"
+    mail_send_attempts: int = Field(default=3, ge=1, le=10)
+    mail_retry_delay_seconds: float = Field(default=2, ge=0)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -67,6 +81,54 @@ class Settings(BaseSettings):
         except ConfigurationError as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    @field_validator("smtp_tls", mode="before")
+    @classmethod
+    def _lowercase_smtp_tls(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("smtp_host", "smtp_username", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL, e.g. https://users.example.com")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment")
+        return value.strip().rstrip("/")
+
+    @field_validator("mail_from")
+    @classmethod
+    def _check_mail_from(cls, value: str) -> str:
+        _, address = parseaddr(value)
+        if "@" not in address or "\n" in value or "\r" in value:
+            raise ValueError("must be an address, e.g. noreply@example.com or Name <a@b.c>")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _production_sends_real_mail(self) -> Self:
+        # Reset and verification links must reach users, and must not land in a log.
+        if self.environment == "production":
+            missing = [
+                name.upper()
+                for name in ("smtp_host", "public_url", "mail_from")
+                if name not in self.model_fields_set or getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"{', '.join(missing)} must be set in production")
+        return self
+
+    @property
+    def smtp_port_or_default(self) -> int:
+        """SMTP_PORT, or the usual port of the TLS mode: 587 STARTTLS, 465 TLS, 25 none."""
+        if self.smtp_port is not None:
+            return self.smtp_port
+        return {"starttls": 587, "tls": 465, "none": 25}[self.smtp_tls]
 
     @property
     def jwt_secret(self) -> str:

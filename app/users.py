@@ -20,7 +20,8 @@ from fastapi_users.authentication import AuthenticationBackend, BearerTransport,
 from fastapi_users.jwt import decode_jwt, generate_jwt
 
 from app.db import get_user_db
-from app.models import UserDB
+from app.mail import Mailer, MailerDep, describe_lifetime, redact
+from app.models import UserDB, UserUpdate
 from app.passwords import NoInlineHashing, PasswordHasher
 from app.settings import Settings
 from app.user_db import TortoiseUserDatabase
@@ -52,20 +53,27 @@ PasswordHasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
 
 
 class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
-    """The FastAPI Users manager, with our password rules and logging hooks.
+    """The FastAPI Users manager, with our password rules and the mails its hooks send.
 
     Every method that hashes or verifies a password is overridden to await
     `PasswordHasher`, which works in threads; upstream hashes on the event loop.
     """
 
     def __init__(
-        self, user_db: TortoiseUserDatabase, settings: Settings, hasher: PasswordHasher
+        self,
+        user_db: TortoiseUserDatabase,
+        settings: Settings,
+        hasher: PasswordHasher,
+        mailer: Mailer,
     ) -> None:
         super().__init__(user_db, NoInlineHashing())
         self.settings = settings
         self.hasher = hasher
+        self.mailer = mailer
         self.reset_password_token_secret = settings.jwt_secret
+        self.reset_password_token_lifetime_seconds = settings.reset_password_token_lifetime_seconds
         self.verification_token_secret = settings.jwt_secret
+        self.verification_token_lifetime_seconds = settings.verify_token_lifetime_seconds
 
     async def authenticate(self, credentials: OAuth2PasswordRequestForm) -> UserDB | None:
         """The user these credentials belong to, or None; outdated hashes are upgraded."""
@@ -121,6 +129,17 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
         self, token: str, password: str, request: Request | None = None
     ) -> UserDB:
         """Set a new password with a reset token; the token dies with the old password."""
+        user = await self.reset_token_user(token)
+        updated_user = await self._update(user, {"password": password})
+        await self.on_after_reset_password(user, request)
+        return updated_user
+
+    async def reset_token_user(self, token: str) -> UserDB:
+        """The active user a live reset token is for (the reset page checks it before its form).
+
+        Raises `InvalidResetPasswordToken` (bad, expired or spent: the password changed
+        since), `UserNotExists` or `UserInactive`.
+        """
         try:
             data = decode_jwt(
                 token, self.reset_password_token_secret, [self.reset_password_token_audience]
@@ -135,9 +154,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
             raise exceptions.InvalidResetPasswordToken()
         if not user.is_active:
             raise exceptions.UserInactive()
-        updated_user = await self._update(user, {"password": password})
-        await self.on_after_reset_password(user, request)
-        return updated_user
+        return user
 
     async def _update(self, user: UserDB, update_dict: dict[str, Any]) -> UserDB:
         # As upstream, but the new password is hashed off the event loop.
@@ -175,29 +192,77 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
     async def on_after_forgot_password(
         self, user: UserDB, token: str, request: Request | None = None
     ) -> None:
-        """Log the request; in development, with the token so the flow can be completed."""
-        if self.settings.environment == "development":
-            logger.info("User %s has forgot their password. Reset token: %s", user.id, token)
-        else:
-            logger.info("User %s has forgot their password.", user.id)
+        """Mail the reset link."""
+        logger.info("User %s has forgot their password.", user.id)
+        lifetime = describe_lifetime(self.reset_password_token_lifetime_seconds)
+        link = self.mailer.link("/reset-password", token)
+        self.mailer.send_soon(
+            self.mailer.build("reset_password", user.email, link=link, lifetime=lifetime)
+        )
 
     async def on_after_request_verify(
         self, user: UserDB, token: str, request: Request | None = None
     ) -> None:
-        """Log the request; in development, with the token so the flow can be completed."""
-        if self.settings.environment == "development":
-            logger.info(
-                "Verification requested for user %s. Verification token: %s", user.id, token
+        """Mail the verification link."""
+        logger.info("Verification requested for user %s.", user.id)
+        lifetime = describe_lifetime(self.verification_token_lifetime_seconds)
+        link = self.mailer.link("/verify", token)
+        self.mailer.send_soon(self.mailer.build("verify", user.email, link=link, lifetime=lifetime))
+
+    async def on_after_reset_password(self, user: UserDB, request: Request | None = None) -> None:
+        """Tell the owner that the password was changed."""
+        self.mailer.send_soon(self.mailer.build("password_changed", user.email))
+
+    async def update(
+        self,
+        user_update: UserUpdate,  # type: ignore[override]
+        user: UserDB,
+        safe: bool = False,
+        request: Request | None = None,
+    ) -> UserDB:
+        """Update the user; mail the old address of a changed e-mail, and of a new password."""
+        updated = await super().update(user_update, user, safe, request)
+        if updated.email != user.email:
+            self.mailer.send_soon(
+                self.mailer.build("email_changed", user.email, new_email=redact(updated.email))
             )
-        else:
-            logger.info("Verification requested for user %s.", user.id)
+        if user_update.password is not None:
+            self.mailer.send_soon(self.mailer.build("password_changed", updated.email))
+        return updated
+
+    async def forgot_password_by_email(self, email: str, request: Request | None = None) -> None:
+        """Mail a reset link if an active account has `email`; otherwise do nothing.
+
+        Runs after the answer is sent, so the answer and its timing are the same either way.
+        """
+        try:
+            await self.forgot_password(await self.get_by_email(email), request)
+        except (exceptions.UserNotExists, exceptions.UserInactive):
+            logger.info("Password reset asked for %s: no active account.", redact(email))
+
+    async def request_verify_by_email(self, email: str, request: Request | None = None) -> None:
+        """Mail a verification link if an active, unverified account has `email`.
+
+        Runs after the answer is sent, so the answer and its timing are the same either way.
+        """
+        try:
+            await self.request_verify(await self.get_by_email(email), request)
+        except (
+            exceptions.UserNotExists,
+            exceptions.UserInactive,
+            exceptions.UserAlreadyVerified,
+        ):
+            logger.info("Verification asked for %s: nothing to verify.", redact(email))
 
 
 async def get_user_manager(
-    user_db: UserDatabaseDep, settings: SettingsDep, hasher: PasswordHasherDep
+    user_db: UserDatabaseDep, settings: SettingsDep, hasher: PasswordHasherDep, mailer: MailerDep
 ) -> UserManager:
     """Provide the user manager to FastAPI Users."""
-    return UserManager(user_db, settings, hasher)
+    return UserManager(user_db, settings, hasher, mailer)
+
+
+UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
 
 
 bearer_transport = BearerTransport(tokenUrl="auth/jwt/login")

@@ -8,18 +8,23 @@ run; elsewhere its tests are skipped with the reason.
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
 
 import asyncmy
 import asyncpg
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from tortoise.backends.base.executor import EXECUTOR_CACHE
@@ -27,6 +32,7 @@ from tortoise.contrib.fastapi import RegisterTortoise
 
 from app.app import create_app
 from app.db import tortoise_config
+from app.mail import Mailer
 from app.models import User, UserCreate, UserDB
 from app.settings import Settings
 from app.user_db import TortoiseUserDatabase
@@ -40,6 +46,8 @@ SERVER_URLS = {
 }
 PASSWORD = "correct horse battery staple"
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+# The httpx client's base URL, so the links in mails can be followed by the client.
+TEST_PUBLIC_URL = "http://test"
 
 
 @dataclass
@@ -185,9 +193,57 @@ def database_url(backend: Backend, aerich: Aerich) -> str:
     return url
 
 
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Inbox:
+    """What the in-process SMTP server received (an aiosmtpd handler)."""
+
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        """Keep the mail; aiosmtpd calls this from its own thread and loop."""
+        # Lines arrive with the wire's CRLF; the message is kept with Python's newlines.
+        content = cast(bytes, envelope.original_content or envelope.content).replace(b"\r\n", b"\n")
+        self.messages.append(cast(EmailMessage, message_from_bytes(content, policy=policy.default)))
+        return "250 Message accepted for delivery"
+
+    async def wait_for(self, count: int, within: float = 15) -> list[EmailMessage]:
+        """The mails once `count` have arrived (for senders on another loop or process)."""
+        for _ in range(int(within / 0.05)):
+            if len(self.messages) >= count:
+                return list(self.messages)
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{count} mails expected within {within}s, got {self.messages}")
+
+
+@dataclass
+class SMTPServer:
+    """An aiosmtpd server on a loopback port, running in its own thread."""
+
+    inbox: Inbox
+    port: int
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SMTPServer]:
+    """A real SMTP server in this process, shared by the session."""
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield SMTPServer(inbox, controller.port)
+    controller.stop()
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    """Test settings: the migrated database and cheap password hashing."""
+def settings(database_url: str, tmp_path: Path, smtp_server: SMTPServer) -> Settings:
+    """Test settings: the migrated database, cheap password hashing, mail over real SMTP."""
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         environment="development",
@@ -198,6 +254,12 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         password_hash_time_cost=1,
         password_hash_memory_cost=8,
         password_hash_parallelism=1,
+        public_url=TEST_PUBLIC_URL,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_server.port,
+        smtp_tls="none",
+        mail_from="Accounts <accounts@example.org>",
+        mail_retry_delay_seconds=0.01,
     )
 
 
@@ -241,6 +303,63 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield http
 
 
+@dataclass
+class Mailbox:
+    """The mails the app under test delivered to the in-process SMTP server."""
+
+    inbox: Inbox
+    mailer: Mailer
+
+    async def messages(self) -> list[EmailMessage]:
+        """Every mail delivered so far, once the app's mailer has none under way."""
+        await self.mailer.wait_idle()
+        return list(self.inbox.messages)
+
+    async def only_message(self) -> EmailMessage:
+        """The one mail delivered so far."""
+        messages = await self.messages()
+        assert len(messages) == 1, [(m["To"], m["Subject"]) for m in messages]
+        return messages[0]
+
+    def clear(self) -> None:
+        """Forget the mails received so far."""
+        self.inbox.messages.clear()
+
+
+@pytest.fixture
+def mailbox(app: FastAPI, smtp_server: SMTPServer) -> Mailbox:
+    """The app's mails as the SMTP server received them, starting empty."""
+    smtp_server.inbox.messages.clear()
+    return Mailbox(smtp_server.inbox, app.state.mailer)
+
+
+def text_of(message: EmailMessage) -> str:
+    """The plain-text part of a mail."""
+    part = message.get_body(("plain",))
+    assert part is not None
+    return cast(str, part.get_content())
+
+
+def html_of(message: EmailMessage) -> str:
+    """The HTML part of a mail."""
+    part = message.get_body(("html",))
+    assert part is not None
+    return cast(str, part.get_content())
+
+
+def link_in(message: EmailMessage, public_url: str = TEST_PUBLIC_URL) -> str:
+    """The one link to the service at `public_url` in the mail's text part."""
+    links = [word for word in text_of(message).split() if word.startswith(f"{public_url}/")]
+    assert len(links) == 1, text_of(message)
+    return links[0]
+
+
+def token_in(message: EmailMessage) -> str:
+    """The token of the one link in the mail."""
+    [token] = parse_qs(urlsplit(link_in(message)).query)["token"]
+    return token
+
+
 CreateUser = Callable[..., Awaitable[UserDB]]
 
 
@@ -249,7 +368,9 @@ def create_user(client: httpx.AsyncClient, app: FastAPI, settings: Settings) -> 
     """Make a user through the user manager: `await create_user(email, **fields)`."""
 
     async def create(email: str = "user@example.com", **fields: Any) -> UserDB:
-        manager = UserManager(TortoiseUserDatabase(), settings, app.state.password_hasher)
+        manager = UserManager(
+            TortoiseUserDatabase(), settings, app.state.password_hasher, app.state.mailer
+        )
         return await manager.create(UserCreate(email=email, password=PASSWORD, **fields))
 
     return create

@@ -11,7 +11,15 @@ from pwdlib.hashers.bcrypt import BcryptHasher
 
 from app.models import User, UserDB
 from app.settings import Settings
-from tests.conftest import PASSWORD, TEST_SECRET, CreateUser, Login, assert_error
+from tests.conftest import (
+    PASSWORD,
+    TEST_SECRET,
+    CreateUser,
+    Login,
+    Mailbox,
+    assert_error,
+    token_in,
+)
 
 
 async def register(
@@ -265,11 +273,10 @@ async def test_a_well_forged_token_is_accepted(client: httpx.AsyncClient, user: 
 
 
 async def test_reset_token_from_the_flow_is_not_a_bearer_token(
-    client: httpx.AsyncClient, user: UserDB, caplog: pytest.LogCaptureFixture
+    client: httpx.AsyncClient, user: UserDB, mailbox: Mailbox
 ) -> None:
-    caplog.set_level("INFO", logger="app.users")
     await client.post("/auth/forgot-password", json={"email": user.email})
-    token = caplog.text.split("Reset token: ")[1].split()[0]
+    token = token_in(await mailbox.only_message())
 
     response = await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
 

@@ -1,15 +1,14 @@
 """Password reset (`/auth/forgot-password`, `/auth/reset-password`) and e-mail verification
-(`/auth/request-verify-token`, `/auth/verify`), driven as in development: the user manager
-logs each token and the client picks it up from the log."""
+(`/auth/request-verify-token`, `/auth/verify`) through the JSON API, as a client would drive
+them: each token is taken from the mail the in-process SMTP server received."""
 
-import re
 from typing import Any
 
 import httpx
 import pytest
 
 from app.models import UserDB
-from tests.conftest import PASSWORD, CreateUser, Login, assert_error
+from tests.conftest import PASSWORD, CreateUser, Login, Mailbox, assert_error, token_in
 
 NEW_PASSWORD = "a completely different passphrase"
 RESET = "Reset"
@@ -17,25 +16,21 @@ VERIFICATION = "Verification"
 BAD_TOKENS = ["garbage", "", "a.b.c"]
 
 
-def logged_tokens(caplog: pytest.LogCaptureFixture, kind: str) -> list[str]:
-    """The tokens of `kind` ("Reset" or "Verification") the user manager logged so far."""
-    pattern = re.compile(rf"{kind} token: (\S+)$")
-    return [
-        match.group(1)
-        for record in caplog.records
-        if record.name == "app.users" and (match := pattern.search(record.getMessage()))
-    ]
+SUBJECTS = {RESET: "Reset your password", VERIFICATION: "Verify your e-mail address"}
 
 
-async def request_token(
-    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, kind: str, email: str
-) -> str:
-    """Ask for a token of `kind` for `email` and return the one token that was logged."""
+async def mailed_tokens(mailbox: Mailbox, kind: str) -> list[str]:
+    """The tokens of `kind` ("Reset" or "Verification") mailed so far."""
+    return [token_in(m) for m in await mailbox.messages() if m["Subject"] == SUBJECTS[kind]]
+
+
+async def request_token(client: httpx.AsyncClient, mailbox: Mailbox, kind: str, email: str) -> str:
+    """Ask for a token of `kind` for `email` and return the one token that was mailed."""
     path = "/auth/forgot-password" if kind == RESET else "/auth/request-verify-token"
-    caplog.clear()
+    mailbox.clear()
     response = await client.post(path, json={"email": email})
     assert response.status_code == 202, response.text
-    tokens = logged_tokens(caplog, kind)
+    tokens = await mailed_tokens(mailbox, kind)
     assert len(tokens) == 1, tokens
     return tokens[0]
 
@@ -55,41 +50,42 @@ async def verify(client: httpx.AsyncClient, token: str) -> httpx.Response:
 # --- POST /auth/forgot-password ------------------------------------------------------------
 
 
-async def test_forgot_password_logs_a_reset_token_for_an_existing_user(
-    client: httpx.AsyncClient, user: UserDB, caplog: pytest.LogCaptureFixture
+async def test_forgot_password_mails_a_reset_token_for_an_existing_user(
+    client: httpx.AsyncClient, user: UserDB, mailbox: Mailbox
 ) -> None:
     response = await client.post("/auth/forgot-password", json={"email": user.email})
 
     assert response.status_code == 202
     assert response.json() is None
-    assert len(logged_tokens(caplog, RESET)) == 1
+    assert len(await mailed_tokens(mailbox, RESET)) == 1
 
 
 @pytest.mark.parametrize("email", ["USER@EXAMPLE.COM", "User@Example.com"])
 async def test_forgot_password_matches_the_email_in_any_case(
-    client: httpx.AsyncClient, user: UserDB, caplog: pytest.LogCaptureFixture, email: str
+    client: httpx.AsyncClient, user: UserDB, mailbox: Mailbox, email: str
 ) -> None:
-    token = await request_token(client, caplog, RESET, email)
+    token = await request_token(client, mailbox, RESET, email)
 
     assert (await reset(client, token, NEW_PASSWORD)).status_code == 200
     assert (await login_response(client, user.email, NEW_PASSWORD)).status_code == 200
 
 
 async def test_forgot_password_answers_unknown_email_like_a_known_one(
-    client: httpx.AsyncClient, user: UserDB, caplog: pytest.LogCaptureFixture
+    client: httpx.AsyncClient, user: UserDB, mailbox: Mailbox
 ) -> None:
     known = await client.post("/auth/forgot-password", json={"email": user.email})
-    caplog.clear()
+    assert len(await mailed_tokens(mailbox, RESET)) == 1
+    mailbox.clear()
 
     unknown = await client.post("/auth/forgot-password", json={"email": "nobody@example.com"})
 
     assert unknown.status_code == known.status_code == 202
     assert unknown.content == known.content
-    assert logged_tokens(caplog, RESET) == []
+    assert await mailed_tokens(mailbox, RESET) == []
 
 
-async def test_forgot_password_of_an_inactive_user_logs_no_token(
-    client: httpx.AsyncClient, create_user: CreateUser, caplog: pytest.LogCaptureFixture
+async def test_forgot_password_of_an_inactive_user_mails_no_token(
+    client: httpx.AsyncClient, create_user: CreateUser, mailbox: Mailbox
 ) -> None:
     inactive = await create_user("inactive@example.com", is_active=False)
 
@@ -97,16 +93,16 @@ async def test_forgot_password_of_an_inactive_user_logs_no_token(
 
     assert response.status_code == 202
     assert response.json() is None
-    assert logged_tokens(caplog, RESET) == []
+    assert await mailed_tokens(mailbox, RESET) == []
 
 
 # --- POST /auth/reset-password -------------------------------------------------------------
 
 
 async def test_reset_password_replaces_the_password(
-    client: httpx.AsyncClient, user: UserDB, caplog: pytest.LogCaptureFixture
+    client: httpx.AsyncClient, user: UserDB, mailbox: Mailbox
 ) -> None:
-    token = await request_token(client, caplog, RESET, user.email)
+    token = await request_token(client, mailbox, RESET, user.email)
 
     response = await reset(client, token, NEW_PASSWORD)
 
@@ -117,9 +113,9 @@ async def test_reset_password_replaces_the_password(
 
 
 async def test_reset_token_cannot_be_used_twice(
-    client: httpx.AsyncClient, user: UserDB, caplog: pytest.LogCaptureFixture
+    client: httpx.AsyncClient, user: UserDB, mailbox: Mailbox
 ) -> None:
-    token = await request_token(client, caplog, RESET, user.email)
+    token = await request_token(client, mailbox, RESET, user.email)
     assert (await reset(client, token, NEW_PASSWORD)).status_code == 200
 
     again = await reset(client, token, "yet another passphrase")
@@ -132,9 +128,9 @@ async def test_reset_token_is_void_once_the_password_changed_otherwise(
     client: httpx.AsyncClient,
     user: UserDB,
     auth_headers: dict[str, str],
-    caplog: pytest.LogCaptureFixture,
+    mailbox: Mailbox,
 ) -> None:
-    token = await request_token(client, caplog, RESET, user.email)
+    token = await request_token(client, mailbox, RESET, user.email)
     changed = await client.patch("/users/me", json={"password": NEW_PASSWORD}, headers=auth_headers)
     assert changed.status_code == 200, changed.text
 
@@ -153,9 +149,9 @@ async def test_reset_password_with_a_bad_token_is_refused(
 
 
 async def test_reset_password_too_short_is_refused_and_the_token_stays_usable(
-    client: httpx.AsyncClient, user: UserDB, caplog: pytest.LogCaptureFixture
+    client: httpx.AsyncClient, user: UserDB, mailbox: Mailbox
 ) -> None:
-    token = await request_token(client, caplog, RESET, user.email)
+    token = await request_token(client, mailbox, RESET, user.email)
 
     response = await reset(client, token, "short")
 
@@ -169,9 +165,9 @@ async def test_reset_password_too_short_is_refused_and_the_token_stays_usable(
 
 
 async def test_verification_token_is_not_a_reset_token(
-    client: httpx.AsyncClient, user: UserDB, caplog: pytest.LogCaptureFixture
+    client: httpx.AsyncClient, user: UserDB, mailbox: Mailbox
 ) -> None:
-    token = await request_token(client, caplog, VERIFICATION, user.email)
+    token = await request_token(client, mailbox, VERIFICATION, user.email)
 
     response = await reset(client, token, NEW_PASSWORD)
 
@@ -183,9 +179,9 @@ async def test_reset_token_of_a_user_deactivated_since_is_refused(
     client: httpx.AsyncClient,
     user: UserDB,
     superuser_headers: dict[str, str],
-    caplog: pytest.LogCaptureFixture,
+    mailbox: Mailbox,
 ) -> None:
-    token = await request_token(client, caplog, RESET, user.email)
+    token = await request_token(client, mailbox, RESET, user.email)
     deactivated = await client.patch(
         f"/users/{user.id}", json={"is_active": False}, headers=superuser_headers
     )
@@ -200,9 +196,9 @@ async def test_reset_token_of_a_deleted_user_is_refused(
     client: httpx.AsyncClient,
     user: UserDB,
     superuser_headers: dict[str, str],
-    caplog: pytest.LogCaptureFixture,
+    mailbox: Mailbox,
 ) -> None:
-    token = await request_token(client, caplog, RESET, user.email)
+    token = await request_token(client, mailbox, RESET, user.email)
     deleted = await client.delete(f"/users/{user.id}", headers=superuser_headers)
     assert deleted.status_code == 204
 
@@ -215,14 +211,14 @@ async def test_reset_token_of_a_deleted_user_is_refused(
 
 
 @pytest.mark.parametrize("email", ["user@example.com", "USER@Example.COM"])
-async def test_request_verify_token_logs_a_token_for_an_unverified_user(
-    client: httpx.AsyncClient, user: UserDB, caplog: pytest.LogCaptureFixture, email: str
+async def test_request_verify_token_mails_a_token_for_an_unverified_user(
+    client: httpx.AsyncClient, user: UserDB, mailbox: Mailbox, email: str
 ) -> None:
     response = await client.post("/auth/request-verify-token", json={"email": email})
 
     assert response.status_code == 202
     assert response.json() is None
-    assert len(logged_tokens(caplog, VERIFICATION)) == 1
+    assert len(await mailed_tokens(mailbox, VERIFICATION)) == 1
 
 
 @pytest.mark.parametrize(
@@ -233,10 +229,10 @@ async def test_request_verify_token_logs_a_token_for_an_unverified_user(
         pytest.param("inactive@example.com", {"is_active": False}, id="inactive"),
     ],
 )
-async def test_request_verify_token_logs_no_token_when_there_is_nothing_to_verify(
+async def test_request_verify_token_mails_no_token_when_there_is_nothing_to_verify(
     client: httpx.AsyncClient,
     create_user: CreateUser,
-    caplog: pytest.LogCaptureFixture,
+    mailbox: Mailbox,
     email: str,
     fields: dict[str, bool] | None,
 ) -> None:
@@ -247,7 +243,7 @@ async def test_request_verify_token_logs_no_token_when_there_is_nothing_to_verif
 
     assert response.status_code == 202
     assert response.json() is None
-    assert logged_tokens(caplog, VERIFICATION) == []
+    assert await mailed_tokens(mailbox, VERIFICATION) == []
 
 
 # --- POST /auth/verify ---------------------------------------------------------------------
@@ -257,9 +253,9 @@ async def test_verify_marks_the_user_verified(
     client: httpx.AsyncClient,
     user: UserDB,
     auth_headers: dict[str, str],
-    caplog: pytest.LogCaptureFixture,
+    mailbox: Mailbox,
 ) -> None:
-    token = await request_token(client, caplog, VERIFICATION, user.email)
+    token = await request_token(client, mailbox, VERIFICATION, user.email)
 
     response = await verify(client, token)
 
@@ -271,9 +267,9 @@ async def test_verify_marks_the_user_verified(
 
 
 async def test_verify_twice_is_refused_as_already_verified(
-    client: httpx.AsyncClient, user: UserDB, caplog: pytest.LogCaptureFixture
+    client: httpx.AsyncClient, user: UserDB, mailbox: Mailbox
 ) -> None:
-    token = await request_token(client, caplog, VERIFICATION, user.email)
+    token = await request_token(client, mailbox, VERIFICATION, user.email)
     assert (await verify(client, token)).status_code == 200
 
     again = await verify(client, token)
@@ -294,9 +290,9 @@ async def test_reset_token_is_not_a_verification_token(
     client: httpx.AsyncClient,
     user: UserDB,
     auth_headers: dict[str, str],
-    caplog: pytest.LogCaptureFixture,
+    mailbox: Mailbox,
 ) -> None:
-    token = await request_token(client, caplog, RESET, user.email)
+    token = await request_token(client, mailbox, RESET, user.email)
 
     response = await verify(client, token)
 
@@ -309,9 +305,9 @@ async def test_verification_token_is_void_after_an_email_change(
     client: httpx.AsyncClient,
     user: UserDB,
     auth_headers: dict[str, str],
-    caplog: pytest.LogCaptureFixture,
+    mailbox: Mailbox,
 ) -> None:
-    token = await request_token(client, caplog, VERIFICATION, user.email)
+    token = await request_token(client, mailbox, VERIFICATION, user.email)
     changed = await client.patch(
         "/users/me", json={"email": "new@example.com"}, headers=auth_headers
     )
@@ -330,9 +326,9 @@ async def test_verification_token_does_not_verify_a_new_owner_of_the_old_email(
     auth_headers: dict[str, str],
     create_user: CreateUser,
     login: Login,
-    caplog: pytest.LogCaptureFixture,
+    mailbox: Mailbox,
 ) -> None:
-    token = await request_token(client, caplog, VERIFICATION, user.email)
+    token = await request_token(client, mailbox, VERIFICATION, user.email)
     changed = await client.patch(
         "/users/me", json={"email": "new@example.com"}, headers=auth_headers
     )

@@ -6,7 +6,6 @@ inherited from the real environment (the `clean_environment` fixture).
 
 import logging
 import secrets
-import socket
 import stat
 import subprocess
 import sys
@@ -23,9 +22,23 @@ from app.settings import (
     read_or_create_dev_secret,
     resolve_secret,
 )
-from tests.conftest import ROOT, child_environment
+from tests.conftest import ROOT, child_environment, free_port
 
 GOOD_SECRET = secrets.token_urlsafe(48)
+# Production needs these besides SECRET (mail must really be sent, with working links).
+PRODUCTION_MAIL = {
+    "SMTP_HOST": "smtp.example.com",
+    "PUBLIC_URL": "https://users.example.com",
+    "MAIL_FROM": "noreply@example.com",
+}
+
+
+def set_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENVIRONMENT=production with the mail settings it requires."""
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    for name, value in PRODUCTION_MAIL.items():
+        monkeypatch.setenv(name, value)
+
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
 
@@ -62,7 +75,7 @@ def test_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("HOST", "0.0.0.0")  # noqa: S104 (a value under test, not a bind)
     monkeypatch.setenv("PORT", "9000")
     monkeypatch.setenv("JWT_LIFETIME_SECONDS", "600")
-    monkeypatch.setenv("ENVIRONMENT", "production")
+    set_production(monkeypatch)
     monkeypatch.setenv("LOG_LEVEL", "DEBUG")
 
     settings = load_settings()
@@ -111,7 +124,7 @@ def test_production_refuses_unfit_secret(
     secret: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Production stops with a one-line error naming SECRET, without echoing the value."""
-    monkeypatch.setenv("ENVIRONMENT", "production")
+    set_production(monkeypatch)
     if secret is not None:
         monkeypatch.setenv("SECRET", secret)
     settings = load_settings()
@@ -137,7 +150,7 @@ def test_production_accepts_good_secret(
     secret: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A long enough, non-placeholder SECRET is used as is; no dev secret file appears."""
-    monkeypatch.setenv("ENVIRONMENT", "production")
+    set_production(monkeypatch)
     monkeypatch.setenv("SECRET", secret)
 
     resolved = resolve_secret(load_settings())
@@ -319,17 +332,9 @@ def test_jwt_secret_before_resolution_is_an_error() -> None:
         _ = settings.jwt_secret
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now (used only if the start wrongly succeeds)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def test_production_start_without_secret_exits_with_one_line(child_env: dict[str, str]) -> None:
     """`python main.py` in production without SECRET exits non-zero: one line, no traceback."""
-    env = {**child_env, "ENVIRONMENT": "production", "PORT": str(free_port())}
+    env = {**child_env, **PRODUCTION_MAIL, "ENVIRONMENT": "production", "PORT": str(free_port())}
 
     result = subprocess.run(  # noqa: S603 (this interpreter, our own main.py)
         [sys.executable, str(ROOT / "main.py")],

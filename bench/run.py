@@ -1,0 +1,336 @@
+"""`make bench`: the service and the floor app under wrk, on loopback, in one run.
+
+Starts the service (one uvicorn worker, a fresh SQLite database, production settings)
+and the floor app (bench/floor.py), drives both with wrk, prints a table and writes
+it as JSON to bench-results/. Every step is bounded by wrk's duration; waits are
+bounded by deadlines. BENCH_DURATION (seconds per step, default 8) trades
+precision for time.
+"""
+
+import json
+import logging
+import os
+import secrets
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.passwords import PasswordHasher
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+WRK_DIR = ROOT / "bench" / "wrk"
+RESULTS_DIR = ROOT / "bench-results"
+PASSWORD = "correct horse battery staple"
+EMAIL = "bench@example.com"
+SEEDED_USERS = 100_000
+VERIFY_SAMPLES = 20
+STARTUP_SECONDS = 30
+
+log = logging.getLogger("bench")
+
+
+@dataclass
+class Server:
+    """A uvicorn process serving `target` on a free loopback port."""
+
+    target: str
+    env: dict[str, str]
+    port: int = field(default_factory=lambda: free_port())
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Where it listens."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start it and wait (bounded) until it answers."""
+        self.process = subprocess.Popen(  # noqa: S603 (this venv's uvicorn, fixed arguments)
+            [sys.executable, "-m", "uvicorn", self.target, "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", "1", "--no-access-log",
+             "--log-level", "warning"],
+            cwd=ROOT, env=self.env,
+        )  # fmt: skip
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"{self.target} exited with {self.process.returncode}")
+            try:
+                httpx.get(f"{self.url}/docs", timeout=1)
+                return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise SystemExit(f"{self.target} did not answer within {STARTUP_SECONDS} s")
+
+    def peak_rss_mib(self) -> float:
+        """The process's peak resident memory so far (VmHWM)."""
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+
+    def stop(self) -> None:
+        """Stop it (bounded wait, then kill)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serving(*servers: Server) -> Iterator[None]:
+    """Run the servers for the duration of the block."""
+    try:
+        for server in servers:
+            server.start()
+        yield
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def wrk_command(url: str, script: str, connections: int, seconds: float) -> list[str]:
+    """wrk with `script` from bench/wrk, as many threads as cores (at most connections)."""
+    threads = min(connections, os.cpu_count() or 1)
+    return [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{round(seconds)}s", "--timeout", "10s",
+        "-s", str(WRK_DIR / script), url,
+    ]  # fmt: skip
+
+
+def parse_wrk(output: str) -> dict[str, Any]:
+    """The JSON line report.lua printed, with req/s added."""
+    line = next(line for line in output.splitlines() if line.startswith("BENCH_JSON "))
+    result: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
+    result["rps"] = result["requests"] / result["duration_s"]
+    return result
+
+
+def wrk(url: str, script: str, connections: int, seconds: float, env: dict[str, str]) -> dict[str, Any]:
+    """Run one wrk step and return its figures."""
+    completed = subprocess.run(  # noqa: S603 (wrk with fixed arguments)
+        wrk_command(url, script, connections, seconds),
+        env={**os.environ, **env, "BENCH_WRK_DIR": str(WRK_DIR)},
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
+    )  # fmt: skip
+    return parse_wrk(completed.stdout)
+
+
+def wrk_during(
+    background: tuple[str, str, int, float],
+    foreground: tuple[str, str, int, float],
+    env: dict[str, str],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the foreground step while the background step loads the server."""
+    full_env = {**os.environ, **env, "BENCH_WRK_DIR": str(WRK_DIR)}
+    storm = subprocess.Popen(  # noqa: S603 (wrk with fixed arguments)
+        wrk_command(*background), env=full_env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(1)  # let the storm build up first
+        during = wrk(*foreground, env=env)
+        storm_output, _ = storm.communicate(timeout=background[3] + 60)
+    finally:
+        if storm.poll() is None:
+            storm.kill()
+    return parse_wrk(storm_output), during
+
+
+def seed_users(database: Path, count: int) -> None:
+    """Insert `count` users straight into SQLite, all with the bench user's hash."""
+    with sqlite3.connect(database) as connection:
+        hashed, created = connection.execute(
+            "SELECT hashed_password, created_at FROM user WHERE email = ?", (EMAIL,)
+        ).fetchone()
+        rows = (
+            (str(uuid.uuid4()), f"seed-{n}@example.com", hashed, 1, 0, 0, created, created)
+            for n in range(count)
+        )
+        connection.executemany(
+            "INSERT INTO user (id, email, hashed_password, is_active, is_superuser,"
+            " is_verified, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
+def verify_seconds(settings: Settings) -> float:
+    """Mean time of one verify with the default hash parameters, on this machine now."""
+    hasher = PasswordHasher(settings)
+    hashed = hasher.password_hash.hash(PASSWORD)
+    started = time.perf_counter()
+    for _ in range(VERIFY_SAMPLES):
+        hasher.password_hash.verify(PASSWORD, hashed)
+    return (time.perf_counter() - started) / VERIFY_SAMPLES
+
+
+def run(seconds: float) -> dict[str, Any]:
+    """Every step of the benchmark; returns the figures."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    database = workdir / "bench.sqlite3"
+    secret = secrets.token_urlsafe(48)
+    service_env = {
+        **os.environ,
+        "ENVIRONMENT": "production",
+        "SECRET": secret,
+        "DATABASE_URL": f"sqlite://{database}",
+        "LOG_LEVEL": "warning",
+    }
+    subprocess.run(  # noqa: S603 (this venv's aerich)
+        [str(Path(sys.executable).with_name("aerich")), "upgrade"],
+        cwd=ROOT, env=service_env, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    service = Server("app.app:app", service_env)
+    floor = Server("bench.floor:app", {**os.environ, "SECRET": secret})
+    defaults = Settings(_env_file=None, secret=secret)  # type: ignore[call-arg]
+    figures: dict[str, Any] = {"verify_s": verify_seconds(defaults)}
+
+    with serving(service, floor):
+        httpx.post(f"{service.url}/auth/register", json={"email": EMAIL, "password": PASSWORD})
+        login = httpx.post(
+            f"{service.url}/auth/jwt/login", data={"username": EMAIL, "password": PASSWORD}
+        )
+        login.raise_for_status()
+        env = {
+            "BENCH_TOKEN": login.json()["access_token"],
+            "BENCH_EMAIL": EMAIL,
+            "BENCH_PASSWORD": PASSWORD,
+        }
+        run_id = secrets.token_hex(4)
+        steps = {
+            "floor_get_c32": (f"{floor.url}/authenticated-route", "get.lua", 32),
+            "authenticated_get_c32": (f"{service.url}/authenticated-route", "get.lua", 32),
+            "users_me_c32": (f"{service.url}/users/me", "get.lua", 32),
+            "login_c8_1_user": (f"{service.url}/auth/jwt/login", "login.lua", 8),
+            "register_c8_1_user": (f"{service.url}/auth/register", "register.lua", 8),
+            "register_c32": (f"{service.url}/auth/register", "register.lua", 32),
+            "users_me_alone_c1": (f"{service.url}/users/me", "get.lua", 1),
+        }
+        for name, (url, script, connections) in steps.items():
+            log.info("%s ...", name)
+            # Registration addresses are unique per run and step.
+            figures[name] = wrk(
+                url, script, connections, seconds, {**env, "BENCH_PREFIX": f"{run_id}-{name}"}
+            )
+
+        log.info("users_me_during_login_storm_c1 ...")
+        figures["login_storm_c8"], figures["users_me_during_login_storm_c1"] = wrk_during(
+            (f"{service.url}/auth/jwt/login", "login.lua", 8, seconds + 2),
+            (f"{service.url}/users/me", "get.lua", 1, seconds),
+            env,
+        )
+
+        log.info("seeding %d users ...", SEEDED_USERS)
+        seed_users(database, SEEDED_USERS)
+        for name, (url, script, connections) in {
+            "login_c8_100k_users": (f"{service.url}/auth/jwt/login", "login.lua", 8),
+            "register_c8_100k_users": (f"{service.url}/auth/register", "register.lua", 8),
+        }.items():
+            log.info("%s ...", name)
+            # Registration addresses are unique per run and step.
+            figures[name] = wrk(
+                url, script, connections, seconds, {**env, "BENCH_PREFIX": f"{run_id}-{name}"}
+            )
+        figures["service_peak_rss_mib"] = service.peak_rss_mib()
+        figures["floor_peak_rss_mib"] = floor.peak_rss_mib()
+    return figures
+
+
+def summarize(figures: dict[str, Any]) -> dict[str, Any]:
+    """The ratios the targets are stated in, from one run's figures."""
+    floor = figures["floor_get_c32"]
+    cores = os.cpu_count() or 1
+    hashing_limit = cores / figures["verify_s"]
+    steps = {name: step for name, step in figures.items() if isinstance(step, dict)}
+    return {
+        "cores": cores,
+        "hashing_limit_rps": hashing_limit,
+        "authenticated_get_vs_floor": steps["authenticated_get_c32"]["rps"] / floor["rps"],
+        "users_me_vs_floor": steps["users_me_c32"]["rps"] / floor["rps"],
+        "login_vs_hashing_limit": steps["login_c8_1_user"]["rps"] / hashing_limit,
+        "users_me_p99_storm_vs_alone": steps["users_me_during_login_storm_c1"]["p99_ms"]
+        / steps["users_me_alone_c1"]["p99_ms"],
+        "login_100k_vs_1": steps["login_c8_100k_users"]["rps"] / steps["login_c8_1_user"]["rps"],
+        "register_100k_vs_1": steps["register_c8_100k_users"]["rps"]
+        / steps["register_c8_1_user"]["rps"],
+        "non2xx": sum(step["non2xx"] for step in steps.values()),
+        "n5xx": sum(step["n5xx"] for step in steps.values()),
+        "socket_errors": sum(step["socket_errors"] for step in steps.values()),
+    }
+
+
+def table(figures: dict[str, Any], summary: dict[str, Any]) -> str:
+    """A Markdown table of every step, each also as a ratio to the floor."""
+    floor = figures["floor_get_c32"]
+    lines = [
+        "| step | req/s | × floor req/s | p50 ms | p99 ms | × floor p99 | non-2xx | 5xx |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, step in figures.items():
+        if isinstance(step, dict):
+            lines.append(
+                f"| {name} | {step['rps']:.1f} | {step['rps'] / floor['rps']:.3f} "
+                f"| {step['p50_ms']:.1f} | {step['p99_ms']:.1f} "
+                f"| {step['p99_ms'] / floor['p99_ms']:.1f} | {step['non2xx']} | {step['n5xx']} |"
+            )
+    lines += [
+        "",
+        f"- one verify with the default parameters: {figures['verify_s'] * 1000:.1f} ms; "
+        f"hashing limit ({summary['cores']} cores ÷ verify): {summary['hashing_limit_rps']:.1f}/s",
+        f"- authenticated GET: {summary['authenticated_get_vs_floor']:.2f} × floor; "
+        f"/users/me: {summary['users_me_vs_floor']:.2f} × floor",
+        f"- login at 8 connections: {summary['login_vs_hashing_limit']:.2f} × hashing limit",
+        f"- /users/me p99 during the login storm: {summary['users_me_p99_storm_vs_alone']:.2f}"
+        " × alone",
+        f"- with {SEEDED_USERS} users vs 1: login {summary['login_100k_vs_1']:.2f}×, "
+        f"register {summary['register_100k_vs_1']:.2f}×",
+        f"- peak RSS: service {figures['service_peak_rss_mib']:.0f} MiB, "
+        f"floor {figures['floor_peak_rss_mib']:.0f} MiB",
+        f"- non-2xx: {summary['non2xx']}, 5xx: {summary['n5xx']}, "
+        f"socket errors: {summary['socket_errors']}",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Run, print the table, write the JSON."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    seconds = float(os.environ.get("BENCH_DURATION", "8"))
+    started = datetime.now(UTC)
+    figures = run(seconds)
+    summary = summarize(figures)
+    sys.stdout.write(table(figures, summary) + "\n")
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"bench-{started:%Y%m%dT%H%M%SZ}.json"
+    path.write_text(
+        json.dumps({"started": started.isoformat(), "figures": figures, "summary": summary}, indent=2)
+    )
+    log.info("written to %s", path.relative_to(ROOT))
+
+
+if __name__ == "__main__":
+    main()

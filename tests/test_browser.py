@@ -1,0 +1,250 @@
+"""The mailed links opened in a real browser: Debian's headless Chromium, driven by Playwright.
+
+The service runs as a real uvicorn process on a loopback port (SQLite, cheap hashing) and
+sends its mails to the in-process SMTP server. JavaScript is off in the browser: the
+pages must work without it. Screenshots go to test-artifacts/ (git-ignored).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.conftest import (
+    PASSWORD,
+    ROOT,
+    TEST_SECRET,
+    Aerich,
+    Backend,
+    SMTPServer,
+    child_environment,
+    free_port,
+    link_in,
+)
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+SCREENSHOTS = ROOT / "test-artifacts"
+NEW_PASSWORD = "a completely different passphrase"
+
+
+def chromium_path() -> str:
+    """Debian's chromium (installed by `make test`); skipped without it, failed on CI."""
+    found = shutil.which("chromium")
+    if found is None:
+        reason = "chromium is not installed (apt-get install chromium, or run `make test`)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+@dataclass
+class LiveServer:
+    """The service as a uvicorn process, and the inbox its mails reach."""
+
+    url: str
+    smtp: SMTPServer
+
+    async def mailed_link(self, count: int = 1) -> str:
+        """The link in the `count`th mail, which leads to this server (its PUBLIC_URL)."""
+        mails = await self.smtp.inbox.wait_for(count)
+        return link_in(mails[count - 1], self.url)
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    smtp_server: SMTPServer,
+    aerich: Aerich,
+    bytecode_cache: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LiveServer]:
+    """`uvicorn app.app:app` on a free loopback port, on a fresh migrated SQLite database."""
+    database_url = Backend("sqlite", str(tmp_path_factory.mktemp("live"))).url("live")
+    aerich.upgrade(database_url)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **child_environment(bytecode_cache),
+        "ENVIRONMENT": "development",
+        "DATABASE_URL": database_url,
+        "SECRET": TEST_SECRET,
+        "PUBLIC_URL": url,
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp_server.port),
+        "SMTP_TLS": "none",
+        "MAIL_FROM": "accounts@example.org",
+        "PASSWORD_HASH_TIME_COST": "1",
+        "PASSWORD_HASH_MEMORY_COST": "8",
+        "PASSWORD_HASH_PARALLELISM": "1",
+        "LOG_LEVEL": "warning",
+    }
+    server = subprocess.Popen(  # noqa: S603 (this interpreter's uvicorn, fixed arguments)
+        [sys.executable, "-m", "uvicorn", "app.app:app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/openapi.json", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, "uvicorn exited during start-up"
+            time.sleep(0.05)
+        else:
+            raise AssertionError("uvicorn did not answer within 10 s")
+        yield LiveServer(url, smtp_server)
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+@pytest.fixture
+async def api(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the live server, its inbox emptied."""
+    live_server.smtp.inbox.messages.clear()
+    async with httpx.AsyncClient(base_url=live_server.url) as client:
+        yield client
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless, launched by Playwright (never a downloaded browser)."""
+    executable = chromium_path()
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=executable, args=CHROMIUM_FLAGS, headless=True
+        )
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    """A tab with JavaScript off, recording what the console reports (CSP violations)."""
+    context = await browser.new_context(java_script_enabled=False)
+    tab = await context.new_page()
+    console: list[str] = []
+    tab.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    yield tab
+    await context.close()
+    assert not [line for line in console if "Content Security Policy" in line], console
+
+
+async def screenshot(page: Page, name: str) -> None:
+    """Keep what the page looks like in test-artifacts/<name>.png."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    await page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+async def register(api: httpx.AsyncClient, email: str) -> None:
+    response = await api.post("/auth/register", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 201, response.text
+
+
+async def login_status(api: httpx.AsyncClient, email: str, password: str) -> int:
+    response = await api.post("/auth/jwt/login", data={"username": email, "password": password})
+    return response.status_code
+
+
+async def test_the_verification_link_verifies_in_the_browser(
+    api: httpx.AsyncClient, live_server: LiveServer, page: Page
+) -> None:
+    await register(api, "ada@example.com")
+    assert (
+        await api.post("/auth/request-verify-token", json={"email": "ada@example.com"})
+    ).status_code == 202
+    link = await live_server.mailed_link()
+
+    response = await page.goto(link)
+
+    assert response is not None
+    assert response.status == 200
+    assert await page.locator("h1").inner_text() == "E-mail address verified"
+    assert await page.title() == "E-mail address verified"
+    # The local stylesheet loaded under the CSP: the card is white on a grey page.
+    card = await page.locator("main").evaluate("e => getComputedStyle(e).backgroundColor")
+    assert card == "rgb(255, 255, 255)"
+    await screenshot(page, "verify-success")
+    token = await api.post(
+        "/auth/jwt/login", data={"username": "ada@example.com", "password": PASSWORD}
+    )
+    me = await api.get(
+        "/users/me", headers={"Authorization": f"Bearer {token.json()['access_token']}"}
+    )
+    assert me.json()["is_verified"] is True
+
+
+async def test_a_broken_verification_link_offers_a_new_one_in_the_browser(
+    api: httpx.AsyncClient, live_server: LiveServer, page: Page
+) -> None:
+    await register(api, "bob@example.com")
+
+    response = await page.goto(f"{live_server.url}/verify?token=broken")
+
+    assert response is not None
+    assert response.status == 400
+    assert "does not work" in await page.locator("h1").inner_text()
+    await screenshot(page, "verify-error")
+    await page.fill("#email", "bob@example.com")
+    await page.click("button[type=submit]")
+    assert await page.locator("h1").inner_text() == "Check your inbox"
+    [mail] = await live_server.smtp.inbox.wait_for(1)
+    assert mail["To"] == "bob@example.com"
+    assert mail["Subject"] == "Verify your e-mail address"
+
+
+async def test_password_reset_through_the_form_in_the_browser(
+    api: httpx.AsyncClient, live_server: LiveServer, page: Page
+) -> None:
+    await register(api, "cy@example.com")
+    assert (
+        await api.post("/auth/forgot-password", json={"email": "cy@example.com"})
+    ).status_code == 202
+    link = await live_server.mailed_link()
+
+    await page.goto(link)
+    assert await page.locator("h1").inner_text() == "Choose a new password"
+    await screenshot(page, "reset-form")
+    await page.fill("#password", NEW_PASSWORD)
+    await page.fill("#password_confirm", "not the same passphrase")
+    await page.click("button[type=submit]")
+
+    assert await page.locator(".error").inner_text() == "The two passwords differ."
+    await screenshot(page, "reset-mismatch")
+
+    await page.fill("#password", NEW_PASSWORD)
+    await page.fill("#password_confirm", NEW_PASSWORD)
+    await page.click("button[type=submit]")
+
+    assert await page.locator("h1").inner_text() == "Password changed"
+    await screenshot(page, "reset-success")
+    assert await login_status(api, "cy@example.com", PASSWORD) == 400
+    assert await login_status(api, "cy@example.com", NEW_PASSWORD) == 200
+    mails = await live_server.smtp.inbox.wait_for(2)
+    assert mails[1]["Subject"] == "Your password was changed"
+
+    again = await page.goto(link)
+
+    assert again is not None
+    assert again.status == 400
+    assert await page.locator("h1").inner_text() == "This password reset link does not work"
+    assert await page.locator("#password").count() == 0
+    await screenshot(page, "reset-used-link")
+    assert await login_status(api, "cy@example.com", NEW_PASSWORD) == 200
