@@ -5,18 +5,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request, status
+from fastapi.responses import JSONResponse
 from tortoise.contrib.fastapi import register_tortoise
 
 from app.db import DatabaseNotReady, check_database, tortoise_config
 from app.models import UserCreate, UserDB, UserRead, UserUpdate
 from app.passwords import PasswordHasher
+from app.ratelimit import RATE_LIMIT_RESPONSES, RateLimiter, enforce_rate_limits
+from app.security import BODY_TOO_LARGE_RESPONSES, add_http_hygiene
 from app.settings import Settings, load_settings, resolve_secret
-from app.users import auth_backend, current_active_user, fastapi_users
+from app.users import InvalidCurrentPassword, auth_backend, current_active_user, fastapi_users
 
 logger = logging.getLogger(__name__)
 
 CurrentUser = Annotated[UserDB, Depends(current_active_user)]
+INVALID_CURRENT_PASSWORD = "UPDATE_USER_INVALID_CURRENT_PASSWORD"  # noqa: S105 (an error code)
 
 
 def configure_logging(level: str) -> None:
@@ -40,13 +44,22 @@ async def authenticated_route(user: CurrentUser) -> dict[str, str]:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Check the database before serving (Tortoise is connected by then)."""
+    """Check the database before serving (Tortoise is connected by then); own the rate limiter."""
     try:
         await check_database()
     except DatabaseNotReady as exc:
         logger.error("%s", exc)
         raise
-    yield
+    app.state.rate_limiter = RateLimiter(app.state.settings)
+    try:
+        yield
+    finally:
+        await app.state.rate_limiter.aclose()
+
+
+async def invalid_current_password(request: Request, exc: Exception) -> JSONResponse:
+    """`400 UPDATE_USER_INVALID_CURRENT_PASSWORD`, in FastAPI Users' error shape."""
+    return JSONResponse({"detail": INVALID_CURRENT_PASSWORD}, status.HTTP_400_BAD_REQUEST)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -59,16 +72,46 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.password_hasher = PasswordHasher(settings)
 
+    app.add_exception_handler(InvalidCurrentPassword, invalid_current_password)
+    add_http_hygiene(app, settings)
+
+    # The example's routers, prefixes and tags; the auth routes are rate-limited
+    # (`app/ratelimit.py` says which route is limited how).
+    rate_limited = [Depends(enforce_rate_limits)]
+    auth_responses = {**RATE_LIMIT_RESPONSES, **BODY_TOO_LARGE_RESPONSES}
     app.include_router(
-        fastapi_users.get_auth_router(auth_backend), prefix="/auth/jwt", tags=["auth"]
+        fastapi_users.get_auth_router(auth_backend),
+        prefix="/auth/jwt",
+        tags=["auth"],
+        dependencies=rate_limited,
+        responses=auth_responses,
     )
     app.include_router(
-        fastapi_users.get_register_router(UserRead, UserCreate), prefix="/auth", tags=["auth"]
+        fastapi_users.get_register_router(UserRead, UserCreate),
+        prefix="/auth",
+        tags=["auth"],
+        dependencies=rate_limited,
+        responses=auth_responses,
     )
-    app.include_router(fastapi_users.get_reset_password_router(), prefix="/auth", tags=["auth"])
-    app.include_router(fastapi_users.get_verify_router(UserRead), prefix="/auth", tags=["auth"])
     app.include_router(
-        fastapi_users.get_users_router(UserRead, UserUpdate), prefix="/users", tags=["users"]
+        fastapi_users.get_reset_password_router(),
+        prefix="/auth",
+        tags=["auth"],
+        dependencies=rate_limited,
+        responses=auth_responses,
+    )
+    app.include_router(
+        fastapi_users.get_verify_router(UserRead),
+        prefix="/auth",
+        tags=["auth"],
+        dependencies=rate_limited,
+        responses=auth_responses,
+    )
+    app.include_router(
+        fastapi_users.get_users_router(UserRead, UserUpdate),
+        prefix="/users",
+        tags=["users"],
+        responses=BODY_TOO_LARGE_RESPONSES,
     )
     app.include_router(router)
 

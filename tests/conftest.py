@@ -198,6 +198,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         password_hash_time_cost=1,
         password_hash_memory_cost=8,
         password_hash_parallelism=1,
+        # The functional tests make many requests from one client; tests/test_ratelimit.py
+        # turns the limits on.
+        rate_limits_enabled=False,
     )
 
 
