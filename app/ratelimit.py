@@ -31,7 +31,6 @@ from app.settings import Settings
 logger = logging.getLogger(__name__)
 
 TOO_MANY_REQUESTS = "TOO_MANY_REQUESTS"
-FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # While Redis is unreachable, say so in the log at most this often (seconds).
 STORAGE_ERROR_LOG_INTERVAL = 60.0
 
@@ -42,11 +41,12 @@ class LimitedRoute:
 
     name: str
     account_field: str | None
+    form: bool = False  # the body is a form (else JSON)
 
 
 # FastAPI Users' route names (`request.scope["route"].name`) -> how each one is limited.
 LIMITED_ROUTES = {
-    "auth:jwt.login": LimitedRoute("login", account_field="username"),
+    "auth:jwt.login": LimitedRoute("login", account_field="username", form=True),
     "register:register": LimitedRoute("register", account_field="email"),
     "reset:forgot_password": LimitedRoute("forgot_password", account_field="email"),
     "reset:reset_password": LimitedRoute("reset_password", account_field=None),
@@ -149,21 +149,19 @@ class RateLimiter:
             await self.redis_pool.aclose()
 
 
-async def requested_account(request: Request, field: str) -> str | None:
-    """The account a request names in its form or JSON `field`, or None.
+async def requested_account(request: Request, route: LimitedRoute) -> str | None:
+    """The account a request names in its form or JSON body, or None.
 
     FastAPI has read (and cached) the body before dependencies run; a body it cannot
     parse is left to its own 422 answer, so this never fails.
     """
     value: object = None
-    content_type = request.headers.get("content-type", "")
     try:
-        if content_type.startswith(FORM_CONTENT_TYPES):
-            value = (await request.form()).get(field)
+        if route.form:
+            value = (await request.form()).get(route.account_field or "")
         else:
-            # FastAPI reads any other body as JSON, whatever the content type says.
             body = json.loads(await request.body())
-            value = body.get(field) if isinstance(body, dict) else None
+            value = body.get(route.account_field) if isinstance(body, dict) else None
     except Exception:  # any unreadable body simply names no account
         return None
     return account_key(value) if isinstance(value, str) and value.strip() else None
@@ -185,7 +183,7 @@ async def enforce_rate_limits(
     settings: Settings = request.app.state.settings
     account = None
     if route.account_field is not None:
-        account = await requested_account(request, route.account_field)
+        account = await requested_account(request, route)
     try:
         await limiter.hit(route.name, client_ip(request, settings.trusted_proxies), account)
     except RateLimited as exc:
