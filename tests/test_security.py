@@ -211,3 +211,28 @@ async def test_cors_for_the_configured_origins(client: httpx.AsyncClient) -> Non
     assert "access-control-allow-origin" not in other.headers
     assert simple.headers["access-control-allow-origin"] == "https://app.example"
     assert simple.headers["x-content-type-options"] == "nosniff"
+
+
+# --- malformed bodies ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["/auth/forgot-password", "/auth/request-verify-token", "/auth/register"]
+)
+@pytest.mark.parametrize("content", [b"\xff\xfe\xfd", b'{"email": "\xe9@example.com"}'])
+async def test_a_body_that_is_not_utf8_is_422(
+    client: httpx.AsyncClient, path: str, content: bytes
+) -> None:
+    response = await client.post(
+        path, content=content, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+async def test_other_http_errors_keep_their_answer(client: httpx.AsyncClient) -> None:
+    response = await client.get("/no-such-route")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not Found"}
