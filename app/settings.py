@@ -93,7 +93,9 @@ class Settings(BaseSettings):
     @classmethod
     def _split_cors_origins(cls, value: object) -> object:
         if isinstance(value, str):
-            return [part.rstrip("/") for part in value.replace(",", " ").split() if part]
+            value = [part.rstrip("/") for part in value.replace(",", " ").split() if part]
+        if isinstance(value, list) and {"*", "null"} & set(value):
+            raise ValueError("list the origins themselves; '*' and 'null' are not allowed")
         return value
 
     @field_validator("rate_limit_login_per_ip", "rate_limit_login_per_account",
