@@ -8,6 +8,7 @@ here, so only SQLite is used.
 """
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
@@ -16,6 +17,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from ipaddress import ip_network
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -381,6 +383,70 @@ async def test_instances_share_counts_through_redis(storage: Storage) -> None:
     finally:
         await first.aclose()
         await second.aclose()
+
+
+class TcpRelay:
+    """A TCP relay to Redis that can be cut, as if the server went away mid-run."""
+
+    def __init__(self, target_url: str) -> None:
+        parts = urlsplit(target_url)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self.path = parts.path
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> str:
+        """Listen on a free local port; returns the REDIS_URL through the relay."""
+        self.server = await asyncio.start_server(self.relay, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}{self.path}"
+
+    async def relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        self.writers += [writer, upstream_writer]
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    async def cut(self) -> None:
+        """Stop listening and drop every connection."""
+        self.server.close()
+        for writer in self.writers:
+            writer.close()
+        await self.server.wait_closed()
+
+
+@pytest.mark.usefixtures("backend")  # (this module runs on SQLite only)
+@pytest.mark.parametrize("storage", ["redis"], indirect=True)
+async def test_redis_going_away_mid_run_keeps_requests_limited(
+    storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Counts move to memory when Redis disappears: no error, and still a limit."""
+    assert storage.redis_url is not None
+    relay = TcpRelay(storage.redis_url)
+    settings = limiter_settings(storage, rate_limit_login_per_ip="3/minute")
+    settings.redis_url = await relay.start()
+    limiter = RateLimiter(settings)
+    try:
+        for _ in range(2):
+            await limiter.hit("login", "192.0.2.1", None)
+        assert storage.keys(), "the first hits were counted in Redis"
+
+        await relay.cut()
+
+        # Memory starts counting afresh: three more, then the limit holds again.
+        for _ in range(3):
+            await limiter.hit("login", "192.0.2.1", None)
+        with pytest.raises(RateLimited):
+            await limiter.hit("login", "192.0.2.1", None)
+    finally:
+        await limiter.aclose()
+    assert "Rate-limit storage unreachable, counting in memory" in caplog.text
 
 
 @pytest.mark.parametrize("storage", ["memory"], indirect=True)
