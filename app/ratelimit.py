@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 TOO_MANY_REQUESTS = "TOO_MANY_REQUESTS"
 # While Redis is unreachable, say so in the log at most this often (seconds).
 STORAGE_ERROR_LOG_INTERVAL = 60.0
+# After Redis failed, count in memory this long before trying it again (seconds), so an
+# outage does not cost every request a connection timeout.
+STORAGE_RETRY_INTERVAL = 5.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class RateLimiter:
         self.strategy = MovingWindowRateLimiter(self.storage)
         self.fallback = MovingWindowRateLimiter(MemoryStorage())
         self.storage_error_logged_at = -math.inf
+        self.storage_down_until = -math.inf
 
     async def hit(self, route: str, ip: str, account: str | None) -> None:
         """Count one request; raise `RateLimited` when a limit of `route` is used up."""
@@ -128,20 +132,31 @@ class RateLimiter:
                 raise RateLimited(retry_after)
 
     async def _hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+        if time.monotonic() < self.storage_down_until:
+            return await self.fallback.hit(item, *identifiers)
         try:
             return await self.strategy.hit(item, *identifiers)
         except StorageError as exc:
-            if time.monotonic() - self.storage_error_logged_at > STORAGE_ERROR_LOG_INTERVAL:
-                self.storage_error_logged_at = time.monotonic()
-                logger.error("Rate-limit storage unreachable, counting in memory: %s", exc)
+            self._storage_failed(exc)
             return await self.fallback.hit(item, *identifiers)
 
     async def _retry_after(self, item: RateLimitItem, *identifiers: str) -> int:
-        try:
-            stats = await self.strategy.get_window_stats(item, *identifiers)
-        except StorageError:
+        stats = None
+        if time.monotonic() >= self.storage_down_until:
+            try:
+                stats = await self.strategy.get_window_stats(item, *identifiers)
+            except StorageError as exc:
+                self._storage_failed(exc)
+        if stats is None:
             stats = await self.fallback.get_window_stats(item, *identifiers)
         return max(1, math.ceil(stats.reset_time - time.time()))
+
+    def _storage_failed(self, exc: StorageError) -> None:
+        now = time.monotonic()
+        self.storage_down_until = now + STORAGE_RETRY_INTERVAL
+        if now - self.storage_error_logged_at > STORAGE_ERROR_LOG_INTERVAL:
+            self.storage_error_logged_at = now
+            logger.error("Rate-limit storage unreachable, counting in memory: %s", exc)
 
     async def aclose(self) -> None:
         """Close the Redis connections, if any."""

@@ -24,6 +24,7 @@ import pytest
 import redis
 from fastapi import FastAPI
 
+from app import ratelimit
 from app.models import UserDB
 from app.ratelimit import RateLimited, RateLimiter
 from app.settings import Settings
@@ -394,11 +395,11 @@ class TcpRelay:
         self.path = parts.path
         self.writers: list[asyncio.StreamWriter] = []
 
-    async def start(self) -> str:
-        """Listen on a free local port; returns the REDIS_URL through the relay."""
-        self.server = await asyncio.start_server(self.relay, "127.0.0.1", 0)
-        port = self.server.sockets[0].getsockname()[1]
-        return f"redis://127.0.0.1:{port}{self.path}"
+    async def start(self, port: int = 0) -> str:
+        """Listen on `port` (any free one by default); returns the REDIS_URL through the relay."""
+        self.server = await asyncio.start_server(self.relay, "127.0.0.1", port)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{self.port}{self.path}"
 
     async def relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
@@ -424,9 +425,10 @@ class TcpRelay:
 @pytest.mark.usefixtures("backend")  # (this module runs on SQLite only)
 @pytest.mark.parametrize("storage", ["redis"], indirect=True)
 async def test_redis_going_away_mid_run_keeps_requests_limited(
-    storage: Storage, caplog: pytest.LogCaptureFixture
+    storage: Storage, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Counts move to memory when Redis disappears: no error, and still a limit."""
+    """Counts move to memory when Redis disappears (no error, still a limit), and back."""
+    monkeypatch.setattr(ratelimit, "STORAGE_RETRY_INTERVAL", 0.2)
     assert storage.redis_url is not None
     relay = TcpRelay(storage.redis_url)
     settings = limiter_settings(storage, rate_limit_login_per_ip="3/minute")
@@ -444,8 +446,17 @@ async def test_redis_going_away_mid_run_keeps_requests_limited(
             await limiter.hit("login", "192.0.2.1", None)
         with pytest.raises(RateLimited):
             await limiter.hit("login", "192.0.2.1", None)
+
+        await relay.start(relay.port)
+        await asyncio.sleep(0.3)
+
+        # Redis again: its count (2 of 3) allows one more, where memory would refuse.
+        await limiter.hit("login", "192.0.2.1", None)
+        with pytest.raises(RateLimited):
+            await limiter.hit("login", "192.0.2.1", None)
     finally:
         await limiter.aclose()
+        await relay.cut()
     assert "Rate-limit storage unreachable, counting in memory" in caplog.text
 
 
