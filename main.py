@@ -8,4 +8,12 @@ if __name__ == "__main__":
     settings = load_settings()
     if settings.environment == "production":
         resolve_secret(settings)  # a bad SECRET stops the start here, not in every worker
-    uvicorn.run("app.app:app", host=settings.host, port=settings.port, log_level=settings.log_level)
+    # The app reads X-Forwarded-For itself, only from TRUSTED_PROXIES (app/security.py);
+    # uvicorn's own proxy handling would trust 127.0.0.1 and rewrite the client address.
+    uvicorn.run(
+        "app.app:app",
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        proxy_headers=False,
+    )

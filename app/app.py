@@ -6,9 +6,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Body, Depends, FastAPI, Request
+from fastapi import APIRouter, BackgroundTasks, Body, Depends, FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import EmailStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from tortoise.contrib.fastapi import register_tortoise
 
 from app import pages
@@ -16,8 +20,16 @@ from app.db import DatabaseNotReady, check_database, tortoise_config
 from app.mail import Mailer
 from app.models import UserCreate, UserDB, UserRead, UserUpdate
 from app.passwords import PasswordHasher
+from app.ratelimit import RATE_LIMIT_RESPONSES, RATE_LIMITED, RateLimiter
+from app.security import BODY_TOO_LARGE_RESPONSES, add_http_hygiene
 from app.settings import Settings, load_settings, resolve_secret
-from app.users import UserManagerDep, auth_backend, current_active_user, fastapi_users
+from app.users import (
+    InvalidCurrentPassword,
+    UserManagerDep,
+    auth_backend,
+    current_active_user,
+    fastapi_users,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +38,7 @@ EmailBody = Annotated[EmailStr, Body(embed=True)]
 STATIC_FILES = Path(__file__).parent / "static"
 # How long shutdown waits for mails still being sent.
 MAIL_SHUTDOWN_GRACE_SECONDS = 10.0
+INVALID_CURRENT_PASSWORD = "UPDATE_USER_INVALID_CURRENT_PASSWORD"  # noqa: S105 (an error code)
 
 
 def configure_logging(level: str) -> None:
@@ -41,7 +54,10 @@ def configure_logging(level: str) -> None:
 router = APIRouter()
 
 
-@router.get("/authenticated-route")
+@router.get(
+    "/authenticated-route",
+    responses={status.HTTP_401_UNAUTHORIZED: {"description": "Missing token or inactive user."}},
+)
 async def authenticated_route(user: CurrentUser) -> dict[str, str]:
     """Greet the authenticated, active user."""
     return {"message": f"Hello {user.email}!"}
@@ -49,7 +65,14 @@ async def authenticated_route(user: CurrentUser) -> dict[str, str]:
 
 # FastAPI Users' versions of these two routes look the address up before answering,
 # and answer at once when it is unknown; ours answer first, then look up (see users.py).
-@router.post("/auth/forgot-password", status_code=202, name="reset:forgot_password", tags=["auth"])
+@router.post(
+    "/auth/forgot-password",
+    status_code=202,
+    name="reset:forgot_password",
+    tags=["auth"],
+    dependencies=RATE_LIMITED,
+    responses=RATE_LIMIT_RESPONSES,
+)
 async def forgot_password(
     email: EmailBody, manager: UserManagerDep, background: BackgroundTasks, request: Request
 ) -> None:
@@ -58,7 +81,12 @@ async def forgot_password(
 
 
 @router.post(
-    "/auth/request-verify-token", status_code=202, name="verify:request-token", tags=["auth"]
+    "/auth/request-verify-token",
+    status_code=202,
+    name="verify:request-token",
+    tags=["auth"],
+    dependencies=RATE_LIMITED,
+    responses=RATE_LIMIT_RESPONSES,
 )
 async def request_verify_token(
     email: EmailBody, manager: UserManagerDep, background: BackgroundTasks, request: Request
@@ -75,14 +103,46 @@ def without_route(router: APIRouter, path: str) -> APIRouter:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Check the database before serving; at shutdown, let mails under way finish."""
+    """Check the database before serving and own the rate limiter; at shutdown, let mails finish."""
     try:
         await check_database()
     except DatabaseNotReady as exc:
         logger.error("%s", exc)
         raise
-    yield
-    await app.state.mailer.wait_idle(MAIL_SHUTDOWN_GRACE_SECONDS)
+    app.state.rate_limiter = RateLimiter(app.state.settings)
+    try:
+        yield
+    finally:
+        await app.state.mailer.wait_idle(MAIL_SHUTDOWN_GRACE_SECONDS)
+        await app.state.rate_limiter.aclose()
+
+
+def with_logout_documented_as_204(router: APIRouter) -> APIRouter:
+    """The auth router, its logout documented as the 204 it answers (upstream documents 200)."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.name.endswith(".logout"):
+            route.status_code = status.HTTP_204_NO_CONTENT
+    return router
+
+
+async def undecodable_body(request: Request, exc: Exception) -> Response:
+    """422 for a body that is not UTF-8 text, like any other malformed JSON body.
+
+    FastAPI answers such a body with an undocumented 400; every other HTTP error keeps
+    FastAPI's own handling.
+    """
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == status.HTTP_400_BAD_REQUEST and isinstance(
+        exc.__cause__, UnicodeDecodeError
+    ):
+        error = {"type": "json_invalid", "loc": ["body"], "msg": "Body is not UTF-8", "input": {}}
+        return JSONResponse({"detail": [error]}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    return await http_exception_handler(request, exc)
+
+
+async def invalid_current_password(request: Request, exc: Exception) -> JSONResponse:
+    """`400 UPDATE_USER_INVALID_CURRENT_PASSWORD`, in FastAPI Users' error shape."""
+    return JSONResponse({"detail": INVALID_CURRENT_PASSWORD}, status.HTTP_400_BAD_REQUEST)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -96,24 +156,46 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.password_hasher = PasswordHasher(settings)
     app.state.mailer = Mailer(settings)
 
+    app.add_exception_handler(InvalidCurrentPassword, invalid_current_password)
+    app.add_exception_handler(StarletteHTTPException, undecodable_body)
+    add_http_hygiene(app, settings)
+
+    # The example's routers, prefixes and tags; the auth routes are rate-limited
+    # (`app/ratelimit.py` says which route is limited how).
+    auth_responses = {**RATE_LIMIT_RESPONSES, **BODY_TOO_LARGE_RESPONSES}
     app.include_router(
-        fastapi_users.get_auth_router(auth_backend), prefix="/auth/jwt", tags=["auth"]
+        with_logout_documented_as_204(fastapi_users.get_auth_router(auth_backend)),
+        prefix="/auth/jwt",
+        tags=["auth"],
+        dependencies=RATE_LIMITED,
+        responses=auth_responses,
     )
     app.include_router(
-        fastapi_users.get_register_router(UserRead, UserCreate), prefix="/auth", tags=["auth"]
+        fastapi_users.get_register_router(UserRead, UserCreate),
+        prefix="/auth",
+        tags=["auth"],
+        dependencies=RATE_LIMITED,
+        responses=auth_responses,
     )
     app.include_router(
         without_route(fastapi_users.get_reset_password_router(), "/forgot-password"),
         prefix="/auth",
         tags=["auth"],
+        dependencies=RATE_LIMITED,
+        responses=auth_responses,
     )
     app.include_router(
         without_route(fastapi_users.get_verify_router(UserRead), "/request-verify-token"),
         prefix="/auth",
         tags=["auth"],
+        dependencies=RATE_LIMITED,
+        responses=auth_responses,
     )
     app.include_router(
-        fastapi_users.get_users_router(UserRead, UserUpdate), prefix="/users", tags=["users"]
+        fastapi_users.get_users_router(UserRead, UserUpdate),
+        prefix="/users",
+        tags=["users"],
+        responses=BODY_TOO_LARGE_RESPONSES,
     )
     app.include_router(router)
     app.include_router(pages.router)

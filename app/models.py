@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi_users import schemas
-from pydantic import ConfigDict, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from tortoise import fields
 from tortoise.contrib.pydantic import PydanticModel
 from tortoise.models import Model
@@ -64,6 +64,24 @@ class UserCreate(schemas.BaseUserCreate):
 
 class UserUpdate(schemas.BaseUserUpdate):
     """The body of `PATCH /users/me` and `PATCH /users/{id}`; omitted fields stay as they are."""
+
+    current_password: str | None = Field(
+        default=None,
+        description="The user's present password. `PATCH /users/me` requires it to change "
+        "`email` or `password`; `PATCH /users/{id}` (superusers) ignores it.",
+    )
+
+    def create_update_dict(self) -> dict[str, Any]:
+        """The changes a user may make to their own account (never `current_password`)."""
+        changes: dict[str, Any] = super().create_update_dict()  # type: ignore[no-untyped-call]
+        changes.pop("current_password", None)
+        return changes
+
+    def create_update_dict_superuser(self) -> dict[str, Any]:
+        """The changes a superuser may make to an account (never `current_password`)."""
+        changes: dict[str, Any] = super().create_update_dict_superuser()  # type: ignore[no-untyped-call]
+        changes.pop("current_password", None)
+        return changes
 
     @field_validator("email")
     @classmethod

@@ -4,14 +4,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Form, Request, status
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from fastapi_users import exceptions
+from fastapi_users.openapi import OpenAPIResponseType
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
 from app.mail import describe_lifetime
+from app.ratelimit import RATE_LIMIT_RESPONSES, RATE_LIMITED
 from app.users import UserManager, UserManagerDep
 
 templates = Jinja2Templates(
@@ -43,7 +45,20 @@ RESET_TOKEN_TROUBLE = (
 )
 email_address = TypeAdapter(EmailStr)
 
-router = APIRouter(tags=["pages"], default_response_class=HTMLResponse)
+PAGE_RESPONSES: OpenAPIResponseType = {
+    status.HTTP_400_BAD_REQUEST: {
+        "description": "A page saying what is wrong with the link or the form.",
+        "content": {"text/html": {}},
+    },
+    **RATE_LIMIT_RESPONSES,
+}
+
+router = APIRouter(
+    tags=["pages"],
+    default_response_class=HTMLResponse,
+    dependencies=RATE_LIMITED,
+    responses=PAGE_RESPONSES,
+)
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -6,12 +6,14 @@ import os
 import secrets
 import tempfile
 from email.utils import parseaddr
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
+from limits import parse_many
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import ConfigurationError
 
@@ -62,11 +64,79 @@ class Settings(BaseSettings):
     mail_from: str = "FastAPI Users <noreply@localhost>"
     mail_send_attempts: int = Field(default=3, ge=1, le=10)
     mail_retry_delay_seconds: float = Field(default=2, ge=0)
+    password_min_strength: int = Field(default=3, ge=0, le=4, description="zxcvbn score")
+
+    # Rate limits, in the `limits` syntax ("5/minute", several joined by ";"); "" is no limit.
+    rate_limits_enabled: bool = True
+    rate_limit_login_per_ip: str = "10/minute;100/hour"
+    rate_limit_login_per_account: str = "20/minute"
+    rate_limit_register_per_ip: str = "10/minute;50/hour"
+    rate_limit_register_per_account: str = "5/minute"
+    rate_limit_forgot_password_per_ip: str = "5/minute;30/hour"
+    rate_limit_forgot_password_per_account: str = "3/minute"
+    rate_limit_request_verify_token_per_ip: str = "5/minute;30/hour"
+    rate_limit_request_verify_token_per_account: str = "3/minute"
+    rate_limit_verify_per_ip: str = "10/minute;100/hour"
+    rate_limit_reset_password_per_ip: str = "10/minute;100/hour"
+    redis_url: str | None = None
+    redis_timeout_seconds: float = Field(default=0.5, gt=0)
+    rate_limit_key_prefix: str = Field(default="fastapi-users-ratelimit", min_length=1)
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = []
+
+    cors_origins: Annotated[list[str], NoDecode] = []
+    max_body_bytes: int = Field(default=65536, ge=1)
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _lowercase_log_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_trusted_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part for part in value.replace(",", " ").split() if part]
+        if isinstance(value, list):
+            try:
+                return [ip_network(str(part), strict=False) for part in value]
+            except ValueError as exc:
+                raise ValueError(f"not an IP address or network: {exc}") from None
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_cors_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.rstrip("/") for part in value.replace(",", " ").split() if part]
+        if isinstance(value, list) and {"*", "null"} & set(value):
+            raise ValueError("list the origins themselves; '*' and 'null' are not allowed")
+        return value
+
+    @field_validator("rate_limit_login_per_ip", "rate_limit_login_per_account",
+                     "rate_limit_register_per_ip", "rate_limit_register_per_account",
+                     "rate_limit_forgot_password_per_ip", "rate_limit_forgot_password_per_account",
+                     "rate_limit_request_verify_token_per_ip",
+                     "rate_limit_request_verify_token_per_account",
+                     "rate_limit_verify_per_ip", "rate_limit_reset_password_per_ip")  # fmt: skip
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        if value.strip():
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a rate limit; write e.g. '5/minute' or '10/minute;100/hour'"
+                ) from None
+        return value.strip()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("use redis://HOST:PORT/DB, rediss://... or unix://PATH")
+        return value.strip()
 
     @field_validator("database_url")
     @classmethod

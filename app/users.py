@@ -21,7 +21,8 @@ from fastapi_users.jwt import decode_jwt, generate_jwt
 
 from app.db import get_user_db
 from app.mail import Mailer, MailerDep, describe_lifetime, redact
-from app.models import UserDB, UserUpdate
+from app.models import UserDB, normalize_email
+from app.password_policy import password_problem
 from app.passwords import NoInlineHashing, PasswordHasher
 from app.settings import Settings
 from app.user_db import TortoiseUserDatabase
@@ -50,6 +51,10 @@ async def get_password_hasher(request: Request) -> PasswordHasher:
 
 
 PasswordHasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
+
+
+class InvalidCurrentPassword(exceptions.FastAPIUsersException):
+    """A change to one's own e-mail or password came without the right current password."""
 
 
 class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
@@ -173,17 +178,32 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
         return await self.user_db.update(user, values)
 
     async def validate_password(self, password: str, user: schemas.BaseUserCreate | UserDB) -> None:
-        """Refuse passwords that are too short or cannot be encoded for hashing."""
-        if len(password) < self.settings.password_min_length:
-            raise InvalidPasswordException(
-                reason=f"Password should be at least {self.settings.password_min_length} characters"
-            )
+        """Apply the password policy (`app/password_policy.py`) on register, reset and update."""
+        problem = password_problem(password, user.email, self.settings)
+        if problem is not None:
+            raise InvalidPasswordException(reason=problem)
+
+    async def check_current_password(
+        self, user_update: schemas.BaseUserUpdate, user: UserDB
+    ) -> None:
+        """Raise `InvalidCurrentPassword` unless a sensitive change carries the right password."""
+        changes = user_update.create_update_dict()  # type: ignore[no-untyped-call]
+        new_email = changes.get("email")
+        sensitive = "password" in changes or (
+            new_email is not None and normalize_email(new_email) != user.email
+        )
+        if not sensitive:
+            return
+        current = getattr(user_update, "current_password", None)
+        if not isinstance(current, str) or not current:
+            raise InvalidCurrentPassword()
         try:
-            password.encode("utf-8")
+            current.encode("utf-8")
         except UnicodeEncodeError:
-            raise InvalidPasswordException(
-                reason="Password contains characters that cannot be encoded"
-            ) from None
+            raise InvalidCurrentPassword() from None
+        verified, _ = await self.hasher.verify_and_update(current, user.hashed_password)
+        if not verified:
+            raise InvalidCurrentPassword()
 
     async def on_after_register(self, user: UserDB, request: Request | None = None) -> None:
         """Log the new account."""
@@ -215,12 +235,18 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
 
     async def update(
         self,
-        user_update: UserUpdate,  # type: ignore[override]
+        user_update: schemas.BaseUserUpdate,
         user: UserDB,
         safe: bool = False,
         request: Request | None = None,
     ) -> UserDB:
-        """Update the user; mail the old address of a changed e-mail, and of a new password."""
+        """Update a user and mail the owner about a new e-mail (to the old one) or password.
+
+        On their own account (`safe`) a new e-mail or password needs the current password,
+        so a stolen token alone cannot take the account over.
+        """
+        if safe:
+            await self.check_current_password(user_update, user)
         updated = await super().update(user_update, user, safe, request)
         if updated.email != user.email:
             self.mailer.send_soon(

@@ -33,7 +33,7 @@ from app.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 WRK_DIR = ROOT / "bench" / "wrk"
 RESULTS_DIR = ROOT / "bench-results"
-PASSWORD = "correct horse battery staple"
+PASSWORD = "correct horse battery staple"  # noqa: S105 (the bench user's, on loopback)
 EMAIL = "bench@example.com"
 SEEDED_USERS = 100_000
 VERIFY_SAMPLES = 20
@@ -130,7 +130,9 @@ def parse_wrk(output: str) -> dict[str, Any]:
     return result
 
 
-def wrk(url: str, script: str, connections: int, seconds: float, env: dict[str, str]) -> dict[str, Any]:
+def wrk(
+    url: str, script: str, connections: int, seconds: float, env: dict[str, str]
+) -> dict[str, Any]:
     """Run one wrk step and return its figures."""
     completed = subprocess.run(  # noqa: S603 (wrk with fixed arguments)
         wrk_command(url, script, connections, seconds),
@@ -286,7 +288,7 @@ def table(figures: dict[str, Any], summary: dict[str, Any]) -> str:
     """A Markdown table of every step, each also as a ratio to the floor."""
     floor = figures["floor_get_c32"]
     lines = [
-        "| step | req/s | × floor req/s | p50 ms | p99 ms | × floor p99 | non-2xx | 5xx |",
+        "| step | req/s | x floor req/s | p50 ms | p99 ms | x floor p99 | non-2xx | 5xx |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, step in figures.items():
@@ -299,14 +301,14 @@ def table(figures: dict[str, Any], summary: dict[str, Any]) -> str:
     lines += [
         "",
         f"- one verify with the default parameters: {figures['verify_s'] * 1000:.1f} ms; "
-        f"hashing limit ({summary['cores']} cores ÷ verify): {summary['hashing_limit_rps']:.1f}/s",
-        f"- authenticated GET: {summary['authenticated_get_vs_floor']:.2f} × floor; "
-        f"/users/me: {summary['users_me_vs_floor']:.2f} × floor",
-        f"- login at 8 connections: {summary['login_vs_hashing_limit']:.2f} × hashing limit",
+        f"hashing limit ({summary['cores']} cores / verify): {summary['hashing_limit_rps']:.1f}/s",
+        f"- authenticated GET: {summary['authenticated_get_vs_floor']:.2f} x floor; "
+        f"/users/me: {summary['users_me_vs_floor']:.2f} x floor",
+        f"- login at 8 connections: {summary['login_vs_hashing_limit']:.2f} x hashing limit",
         f"- /users/me p99 during the login storm: {summary['users_me_p99_storm_vs_alone']:.2f}"
-        " × alone",
-        f"- with {SEEDED_USERS} users vs 1: login {summary['login_100k_vs_1']:.2f}×, "
-        f"register {summary['register_100k_vs_1']:.2f}×",
+        " x alone",
+        f"- with {SEEDED_USERS} users vs 1: login {summary['login_100k_vs_1']:.2f}x, "
+        f"register {summary['register_100k_vs_1']:.2f}x",
         f"- peak RSS: service {figures['service_peak_rss_mib']:.0f} MiB, "
         f"floor {figures['floor_peak_rss_mib']:.0f} MiB",
         f"- non-2xx: {summary['non2xx']}, 5xx: {summary['n5xx']}, "
@@ -327,7 +329,9 @@ def main() -> None:
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"bench-{started:%Y%m%dT%H%M%SZ}.json"
     path.write_text(
-        json.dumps({"started": started.isoformat(), "figures": figures, "summary": summary}, indent=2)
+        json.dumps(
+            {"started": started.isoformat(), "figures": figures, "summary": summary}, indent=2
+        )
     )
     log.info("written to %s", path.relative_to(ROOT))
 

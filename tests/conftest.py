@@ -260,6 +260,9 @@ def settings(database_url: str, tmp_path: Path, smtp_server: SMTPServer) -> Sett
         smtp_tls="none",
         mail_from="Accounts <accounts@example.org>",
         mail_retry_delay_seconds=0.01,
+        # The functional tests make many requests from one client; tests/test_ratelimit.py
+        # turns the limits on.
+        rate_limits_enabled=False,
     )
 
 

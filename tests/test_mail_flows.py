@@ -127,7 +127,9 @@ async def test_the_verification_link_fails_once_the_email_changed(
     await client.post("/auth/request-verify-token", json={"email": user.email})
     link = link_in(await mailbox.only_message())
     changed = await client.patch(
-        "/users/me", json={"email": "new@example.com"}, headers=auth_headers
+        "/users/me",
+        json={"email": "new@example.com", "current_password": PASSWORD},
+        headers=auth_headers,
     )
     assert changed.status_code == 200
 
@@ -360,7 +362,9 @@ async def test_an_email_change_is_mailed_to_the_old_address(
     client: httpx.AsyncClient, user: UserDB, auth_headers: dict[str, str], mailbox: Mailbox
 ) -> None:
     changed = await client.patch(
-        "/users/me", json={"email": "new@example.org"}, headers=auth_headers
+        "/users/me",
+        json={"email": "new@example.org", "current_password": PASSWORD},
+        headers=auth_headers,
     )
     assert changed.status_code == 200
 
@@ -374,7 +378,11 @@ async def test_an_email_change_is_mailed_to_the_old_address(
 async def test_a_password_change_is_mailed_to_the_owner(
     client: httpx.AsyncClient, user: UserDB, auth_headers: dict[str, str], mailbox: Mailbox
 ) -> None:
-    changed = await client.patch("/users/me", json={"password": NEW_PASSWORD}, headers=auth_headers)
+    changed = await client.patch(
+        "/users/me",
+        json={"password": NEW_PASSWORD, "current_password": PASSWORD},
+        headers=auth_headers,
+    )
     assert changed.status_code == 200
 
     mail = await mailbox.only_message()
@@ -386,7 +394,9 @@ async def test_a_password_change_is_mailed_to_the_owner(
 async def test_an_update_changing_nothing_mails_nothing(
     client: httpx.AsyncClient, user: UserDB, auth_headers: dict[str, str], mailbox: Mailbox
 ) -> None:
-    same = await client.patch("/users/me", json={"email": user.email}, headers=auth_headers)
+    same = await client.patch(
+        "/users/me", json={"email": user.email, "current_password": PASSWORD}, headers=auth_headers
+    )
     assert same.status_code == 200
 
     assert await mailbox.messages() == []
@@ -437,7 +447,11 @@ async def test_the_reset_token_dies_when_the_password_changes_otherwise(
 ) -> None:
     await client.post("/auth/forgot-password", json={"email": user.email})
     token = token_in(await mailbox.only_message())
-    changed = await client.patch("/users/me", json={"password": NEW_PASSWORD}, headers=auth_headers)
+    changed = await client.patch(
+        "/users/me",
+        json={"password": NEW_PASSWORD, "current_password": PASSWORD},
+        headers=auth_headers,
+    )
     assert changed.status_code == 200
 
     response = await client.post(

@@ -35,7 +35,11 @@ async def test_concurrent_changes_to_one_new_email(
 
     responses = await asyncio.gather(
         *(
-            client.patch("/users/me", json={"email": "wanted@example.com"}, headers=h)
+            client.patch(
+                "/users/me",
+                json={"email": "wanted@example.com", "current_password": PASSWORD},
+                headers=h,
+            )
             for h in headers
         )
     )
@@ -57,7 +61,11 @@ async def test_concurrent_changes_to_a_taken_email(
 
     responses = await asyncio.gather(
         *(
-            client.patch("/users/me", json={"email": "TAKEN@example.com"}, headers=h)
+            client.patch(
+                "/users/me",
+                json={"email": "TAKEN@example.com", "current_password": PASSWORD},
+                headers=h,
+            )
             for h in headers
         )
     )

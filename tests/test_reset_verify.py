@@ -131,7 +131,11 @@ async def test_reset_token_is_void_once_the_password_changed_otherwise(
     mailbox: Mailbox,
 ) -> None:
     token = await request_token(client, mailbox, RESET, user.email)
-    changed = await client.patch("/users/me", json={"password": NEW_PASSWORD}, headers=auth_headers)
+    changed = await client.patch(
+        "/users/me",
+        json={"password": NEW_PASSWORD, "current_password": PASSWORD},
+        headers=auth_headers,
+    )
     assert changed.status_code == 200, changed.text
 
     response = await reset(client, token, "yet another passphrase")
@@ -309,7 +313,9 @@ async def test_verification_token_is_void_after_an_email_change(
 ) -> None:
     token = await request_token(client, mailbox, VERIFICATION, user.email)
     changed = await client.patch(
-        "/users/me", json={"email": "new@example.com"}, headers=auth_headers
+        "/users/me",
+        json={"email": "new@example.com", "current_password": PASSWORD},
+        headers=auth_headers,
     )
     assert changed.status_code == 200, changed.text
 
@@ -330,7 +336,9 @@ async def test_verification_token_does_not_verify_a_new_owner_of_the_old_email(
 ) -> None:
     token = await request_token(client, mailbox, VERIFICATION, user.email)
     changed = await client.patch(
-        "/users/me", json={"email": "new@example.com"}, headers=auth_headers
+        "/users/me",
+        json={"email": "new@example.com", "current_password": PASSWORD},
+        headers=auth_headers,
     )
     assert changed.status_code == 200, changed.text
     await create_user("user@example.com")

@@ -361,3 +361,55 @@ def test_empty_dev_secret_file_is_refused(tmp_path: Path) -> None:
         read_or_create_dev_secret(path)
 
     assert_one_line_naming(caught.value, "DEV_SECRET_FILE")
+
+
+def test_security_defaults() -> None:
+    """Rate limits on, memory counters, no trusted proxy, no CORS, 64 KiB bodies, score 3."""
+    settings = load_settings()
+
+    assert settings.rate_limits_enabled is True
+    assert settings.rate_limit_login_per_ip == "10/minute;100/hour"
+    assert settings.redis_url is None
+    assert settings.trusted_proxies == []
+    assert settings.cors_origins == []
+    assert settings.max_body_bytes == 65536
+    assert settings.password_min_strength == 3
+
+
+def test_list_settings_read_comma_separated_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7 2001:db8::/32")
+    monkeypatch.setenv("CORS_ORIGINS", "https://app.example, https://admin.example/")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/2")
+    monkeypatch.setenv("RATE_LIMIT_LOGIN_PER_IP", "")
+
+    settings = load_settings()
+
+    assert [str(network) for network in settings.trusted_proxies] == [
+        "10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32",
+    ]  # fmt: skip
+    assert settings.cors_origins == ["https://app.example", "https://admin.example"]
+    assert settings.redis_url == "redis://127.0.0.1:6379/2"
+    assert settings.rate_limit_login_per_ip == ""
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("RATE_LIMIT_LOGIN_PER_IP", "lots"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.example"),
+        ("REDIS_URL", "http://127.0.0.1:6379"),
+        ("MAX_BODY_BYTES", "0"),
+        ("PASSWORD_MIN_STRENGTH", "5"),
+        ("CORS_ORIGINS", "*"),
+        ("CORS_ORIGINS", "https://app.example, null"),
+    ],
+)
+def test_bad_security_setting_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+
+    assert_one_line_naming(caught.value, variable)

@@ -13,7 +13,9 @@ from tests.conftest import PASSWORD, CreateUser, Login, assert_error
 
 NEW_PASSWORD = "a completely different passphrase"
 # Valid JSON whose string is lone surrogates: Python text with no UTF-8 encoding.
-UNENCODABLE_PASSWORD_BODY = b'{"password": "' + b"\\ud800" * 8 + b'"}'
+UNENCODABLE_PASSWORD_BODY = (
+    b'{"current_password": "' + PASSWORD.encode() + b'", "password": "' + b"\\ud800" * 8 + b'"}'
+)
 OTHER_SECRET = "some-other-secret-that-is-long-enough-for-hs256"
 USER_ROUTE_METHODS = [
     pytest.param("GET", None, id="GET"),
@@ -121,7 +123,9 @@ async def test_patch_me_email_is_stored_lowercase_and_unverifies(
     headers = await login("user@example.com")
 
     response = await client.patch(
-        "/users/me", json={"email": "New.Address@Example.COM"}, headers=headers
+        "/users/me",
+        json={"email": "New.Address@Example.COM", "current_password": PASSWORD},
+        headers=headers,
     )
 
     assert response.status_code == 200, response.text
@@ -141,7 +145,9 @@ async def test_patch_me_to_a_taken_email_is_refused(
     auth_headers: dict[str, str],
     taken: str,
 ) -> None:
-    response = await client.patch("/users/me", json={"email": taken}, headers=auth_headers)
+    response = await client.patch(
+        "/users/me", json={"email": taken, "current_password": PASSWORD}, headers=auth_headers
+    )
 
     assert_error(response, "UPDATE_USER_EMAIL_ALREADY_EXISTS")
     assert (await get_me(client, auth_headers))["email"] == "user@example.com"
@@ -165,7 +171,9 @@ async def test_patch_me_too_short_password_is_refused(
 ) -> None:
     short = "x" * (settings.password_min_length - 1)
 
-    response = await client.patch("/users/me", json={"password": short}, headers=auth_headers)
+    response = await client.patch(
+        "/users/me", json={"password": short, "current_password": PASSWORD}, headers=auth_headers
+    )
 
     assert response.status_code == 400
     detail = response.json()["detail"]
@@ -192,7 +200,9 @@ async def test_patch_me_password_replaces_the_old_one(
     client: httpx.AsyncClient, user: UserDB, auth_headers: dict[str, str]
 ) -> None:
     response = await client.patch(
-        "/users/me", json={"password": NEW_PASSWORD}, headers=auth_headers
+        "/users/me",
+        json={"password": NEW_PASSWORD, "current_password": PASSWORD},
+        headers=auth_headers,
     )
 
     assert response.status_code == 200, response.text

@@ -1,0 +1,193 @@
+"""HTTP hygiene: the client IP behind trusted proxies, security headers, body-size limit, CORS."""
+
+import json
+from collections.abc import Iterable
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
+
+from fastapi import FastAPI, Request, status
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi_users.openapi import OpenAPIResponseType
+from fastapi_users.router.common import ErrorModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.settings import Settings
+
+Network = IPv4Network | IPv6Network
+REQUEST_BODY_TOO_LARGE = "REQUEST_BODY_TOO_LARGE"
+
+# For a JSON API: nothing may be framed, sniffed, cached, or loaded as a page resource.
+API_HEADERS = {
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+    "strict-transport-security": "max-age=31536000; includeSubDomains",
+}
+# The interactive documentation pages load Swagger UI and ReDoc from their CDN.
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; "
+    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "font-src 'self' https://fonts.gstatic.com; "
+    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+    "worker-src 'self' blob:; frame-ancestors 'none'"
+)
+
+
+def parse_ip(text: str) -> IPv4Address | IPv6Address | None:
+    """The address `text` spells, or None."""
+    try:
+        return ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def is_trusted(address: IPv4Address | IPv6Address | None, proxies: Iterable[Network]) -> bool:
+    """Whether `address` is one of the trusted proxies."""
+    return address is not None and any(address in network for network in proxies)
+
+
+def client_ip(request: Request, trusted_proxies: list[Network]) -> str:
+    """The address of the client: the socket peer, or who it forwards for if it is trusted.
+
+    `X-Forwarded-For` is read from the right, skipping trusted proxies, and the first
+    address that is not one is the client. Entries left of it were written by the client
+    itself and are ignored, so a spoofed or rotating header changes nothing; from a peer
+    that is not a trusted proxy the header is not read at all.
+    """
+    peer = request.client.host if request.client else ""
+    client = parse_ip(peer)
+    if not is_trusted(client, trusted_proxies):
+        return str(client) if client is not None else peer or "unknown"
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for")).split(",")
+    for hop in reversed(forwarded):
+        address = parse_ip(hop)
+        if address is None:
+            break  # a broken chain: keep the last address a trusted proxy vouched for
+        client = address
+        if not is_trusted(address, trusted_proxies):
+            break
+    return str(client)
+
+
+class SecurityHeadersMiddleware:
+    """Adds `API_HEADERS` to every response that does not set them itself."""
+
+    def __init__(self, app: ASGIApp, docs_paths: Iterable[str]) -> None:
+        self.app = app
+        self.docs_paths = frozenset(docs_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = dict(API_HEADERS)
+        if scope["path"] in self.docs_paths:
+            extra["content-security-policy"] = DOCS_CONTENT_SECURITY_POLICY
+            extra["cache-control"] = "no-cache"
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.decode("latin-1").lower() for name, _ in headers}
+                headers += [
+                    (name.encode(), value.encode())
+                    for name, value in extra.items()
+                    if name not in present
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodySizeLimitMiddleware:
+    """Answers 413 to a request whose body exceeds `max_bytes`, before the app reads it.
+
+    A declared `Content-Length` is checked at once; a body without one (chunked) is read
+    up to the limit and then handed to the app, so the app never sees an oversized body.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self.refuse(send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client left; nobody is waiting for an answer
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self.refuse(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body_sent = False
+
+        async def replay() -> Message:
+            nonlocal body_sent
+            if body_sent:
+                return await receive()
+            body_sent = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def refuse(self, send: Send) -> None:
+        """Send `413 {"detail": "REQUEST_BODY_TOO_LARGE"}`."""
+        body = json.dumps({"detail": REQUEST_BODY_TOO_LARGE}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def add_http_hygiene(app: FastAPI, settings: Settings) -> None:
+    """Install the body-size limit, CORS (only for `CORS_ORIGINS`) and the security headers."""
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        # Bearer tokens travel in a header, never in cookies: no credentials mode.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
+    docs_paths = [path for path in (app.docs_url, app.redoc_url) if path]
+    if app.swagger_ui_oauth2_redirect_url:
+        docs_paths.append(app.swagger_ui_oauth2_redirect_url)
+    app.add_middleware(SecurityHeadersMiddleware, docs_paths=docs_paths)
+
+
+BODY_TOO_LARGE_RESPONSES: OpenAPIResponseType = {
+    status.HTTP_413_CONTENT_TOO_LARGE: {
+        "model": ErrorModel,
+        "description": "The request body is larger than `MAX_BODY_BYTES`.",
+        "content": {"application/json": {"example": {"detail": REQUEST_BODY_TOO_LARGE}}},
+    },
+}

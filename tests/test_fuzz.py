@@ -1,0 +1,140 @@
+"""Fuzzing: schemathesis calls every operation of the app's own OpenAPI with generated
+requests, without a token, with a user's token and with a superuser's, and checks that
+no answer is a 500 and every answer matches the schema.
+
+It runs in-process against the ASGI app on SQLite (schemathesis runs the app's lifespan
+in its own event-loop thread), bounded by `MAX_EXAMPLES` per operation so the whole
+module takes a minute or two. Rate limits are off so that the routes themselves are
+exercised rather than the 429 (which `test_ratelimit.py` covers).
+"""
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import schemathesis
+from fastapi import FastAPI
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from schemathesis import Case, GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.python import asgi
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from schemathesis.specs.openapi.schemas import OpenApiSchema
+from tortoise.contrib.fastapi import RegisterTortoise
+
+from app.app import create_app
+from app.db import tortoise_config
+from app.mail import Mailer
+from app.models import UserCreate
+from app.passwords import PasswordHasher
+from app.settings import Settings
+from app.user_db import TortoiseUserDatabase
+from app.users import UserManager
+from tests.conftest import PASSWORD, TEST_SECRET, clear_rows, forget_cached_sql
+
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+MAX_EXAMPLES = 100
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+USER = "fuzz-user@example.com"
+SUPERUSER = "fuzz-admin@example.com"
+
+
+async def make_users(settings: Settings) -> None:
+    """An empty database but for one user and one superuser, both with PASSWORD."""
+    forget_cached_sql()
+    async with RegisterTortoise(config=tortoise_config(settings)):
+        await clear_rows()
+        hasher, mailer = PasswordHasher(settings), Mailer(settings)
+        manager = UserManager(TortoiseUserDatabase(), settings, hasher, mailer)
+        await manager.create(UserCreate(email=USER, password=PASSWORD))
+        await manager.create(
+            UserCreate(email=SUPERUSER, password=PASSWORD, is_superuser=True, is_verified=True)
+        )
+
+
+@pytest.fixture
+def fuzzed_app(settings: Settings) -> Iterator[FastAPI]:
+    """The app, over a database holding the two users; its lifespan ends with the test."""
+    asyncio.run(make_users(settings))
+    forget_cached_sql()
+    yield create_app(settings)
+    asgi.shutdown_lifespans()
+
+
+@pytest.fixture
+def fuzz_schema(fuzzed_app: FastAPI) -> OpenApiSchema:
+    """The app's own OpenAPI, read from `/openapi.json` through the ASGI app."""
+    return schemathesis.openapi.from_asgi("/openapi.json", fuzzed_app)
+
+
+@pytest.fixture
+def token_headers(fuzzed_app: FastAPI, fuzz_schema: OpenApiSchema) -> list[dict[str, str]]:
+    """No token, a user's bearer token and a superuser's."""
+    headers: list[dict[str, str]] = [{}]
+    with asgi.get_client(fuzzed_app) as http:
+        for email in (USER, SUPERUSER):
+            response = http.post("/auth/jwt/login", data={"username": email, "password": PASSWORD})
+            assert response.status_code == 200, response.text
+            headers.append({"Authorization": f"Bearer {response.json()['access_token']}"})
+    return headers
+
+
+def operations() -> list[Any]:
+    """Every operation of the OpenAPI with each generation mode that applies to it.
+
+    Read from an app that is built but not started. Negative (invalid) data is made for
+    operations with a body; the others have nothing that can be made invalid.
+    """
+    settings = Settings(_env_file=None, secret=TEST_SECRET)  # type: ignore[call-arg]
+    spec = create_app(settings).openapi()
+    found = []
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            modes = [GenerationMode.POSITIVE]
+            if "requestBody" in operation:
+                modes.append(GenerationMode.NEGATIVE)
+            for mode in modes:
+                found.append(
+                    pytest.param(
+                        method.upper(), path, mode, id=f"{mode.value}-{method.upper()}-{path}"
+                    )
+                )
+    return found
+
+
+@pytest.mark.parametrize(("method", "path", "mode"), operations())
+def test_api_never_fails_and_matches_its_schema(
+    fuzz_schema: OpenApiSchema,
+    token_headers: list[dict[str, str]],
+    method: str,
+    path: str,
+    mode: GenerationMode,
+) -> None:
+    operation = fuzz_schema[path][method]
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @hypothesis_settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def call_with_each_token(case: Case) -> None:
+        for headers in token_headers:
+            case.call_and_validate(headers=headers, checks=CHECKS)
+
+    call_with_each_token()
