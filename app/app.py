@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tortoise.contrib.fastapi import register_tortoise
 
 from app import pages
-from app.db import DatabaseNotReady, check_database, tortoise_config
+from app.db import DatabaseNotReady, check_database, open_sqlite_reader, tortoise_config
 from app.mail import Mailer
 from app.models import UserCreate, UserDB, UserRead, UserUpdate
 from app.passwords import PasswordHasher
@@ -109,12 +109,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     except DatabaseNotReady as exc:
         logger.error("%s", exc)
         raise
+    app.state.sqlite_reader = open_sqlite_reader()
     app.state.rate_limiter = RateLimiter(app.state.settings)
     try:
         yield
     finally:
         await app.state.mailer.wait_idle(MAIL_SHUTDOWN_GRACE_SECONDS)
         await app.state.rate_limiter.aclose()
+        if app.state.sqlite_reader is not None:
+            app.state.sqlite_reader.close()
 
 
 def with_logout_documented_as_204(router: APIRouter) -> APIRouter:

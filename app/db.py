@@ -2,12 +2,14 @@
 
 from typing import Any
 
+from fastapi import Request
+from tortoise import connections
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import OperationalError
 
 from app.models import User
 from app.settings import Settings, load_settings
-from app.user_db import TortoiseUserDatabase
+from app.user_db import SQLiteReader, TortoiseUserDatabase
 
 MODEL_MODULES = ["app.models", "aerich.models"]
 
@@ -60,6 +62,14 @@ async def check_database() -> None:
         ) from exc
 
 
-async def get_user_db() -> TortoiseUserDatabase:
+def open_sqlite_reader() -> SQLiteReader | None:
+    """A reader for the SQLite file Tortoise is connected to; None for other databases."""
+    connection = connections.get("default")
+    if connection.capabilities.dialect != "sqlite" or connection.filename == ":memory:":
+        return None
+    return SQLiteReader(connection.filename)
+
+
+async def get_user_db(request: Request) -> TortoiseUserDatabase:
     """Provide the user database to FastAPI Users."""
-    return TortoiseUserDatabase()
+    return TortoiseUserDatabase(request.app.state.sqlite_reader)

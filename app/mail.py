@@ -6,11 +6,10 @@ import re
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import aiosmtplib
-from fastapi import Depends, Request
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from app.settings import Settings
@@ -156,12 +155,3 @@ class Mailer:
             if late:
                 await asyncio.wait(late)
                 return
-
-
-async def get_mailer(request: Request) -> Mailer:
-    """The mailer of the app serving this request."""
-    mailer: Mailer = request.app.state.mailer
-    return mailer
-
-
-MailerDep = Annotated[Mailer, Depends(get_mailer)]

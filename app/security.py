@@ -73,31 +73,38 @@ def client_ip(request: Request, trusted_proxies: list[Network]) -> str:
     return str(client)
 
 
+def encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """`headers` as ASGI header pairs."""
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+
+
 class SecurityHeadersMiddleware:
     """Adds `API_HEADERS` to every response that does not set them itself."""
 
     def __init__(self, app: ASGIApp, docs_paths: Iterable[str]) -> None:
         self.app = app
         self.docs_paths = frozenset(docs_paths)
+        # Encoded once: this runs on every response.
+        self.api_headers = encoded(API_HEADERS)
+        self.docs_headers = encoded(
+            {
+                **API_HEADERS,
+                "content-security-policy": DOCS_CONTENT_SECURITY_POLICY,
+                "cache-control": "no-cache",
+            }
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = dict(API_HEADERS)
-        if scope["path"] in self.docs_paths:
-            extra["content-security-policy"] = DOCS_CONTENT_SECURITY_POLICY
-            extra["cache-control"] = "no-cache"
+        extra = self.docs_headers if scope["path"] in self.docs_paths else self.api_headers
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                present = {name.decode("latin-1").lower() for name, _ in headers}
-                headers += [
-                    (name.encode(), value.encode())
-                    for name, value in extra.items()
-                    if name not in present
-                ]
+                present = {name.lower() for name, _ in headers}
+                headers += [(name, value) for name, value in extra if name not in present]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -119,7 +126,11 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length", b"")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length", b"")
+        if not declared and b"transfer-encoding" not in headers:
+            await self.app(scope, receive, send)  # no body to limit (most GETs)
+            return
         if declared.isdigit() and int(declared) > self.max_bytes:
             await self.refuse(send)
             return

@@ -1,7 +1,9 @@
 """Our Tortoise adapter for FastAPI Users (the upstream one stopped at fastapi-users 9.x)."""
 
+import sqlite3
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi_users.db import BaseUserDatabase
@@ -10,6 +12,9 @@ from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySetSingle
 
 from app.models import EMAIL_MAX_LENGTH, User, UserDB, normalize_email
+
+# The SELECT behind `TortoiseUserDatabase.get`, per SQL dialect (see there).
+SELECT_BY_ID: dict[str, str] = {}
 
 
 def is_storable_email(email: str) -> bool:
@@ -27,6 +32,31 @@ def is_storable_email(email: str) -> bool:
     return True
 
 
+class SQLiteReader:
+    """A read-only connection to the SQLite file, used on the event loop itself.
+
+    aiosqlite runs every query in its own thread, and for a one-row read by primary key
+    the trip there and back costs several times the read; every authenticated request
+    makes that read. In WAL mode a reader never waits for the writer. Its busy timeout
+    is zero, so should the file be locked otherwise (an exclusive lock, a recovery) the
+    read fails at once instead of stalling the loop, and the caller takes the usual path.
+    """
+
+    def __init__(self, path: str) -> None:
+        uri = Path(path).resolve().as_uri() + "?mode=ro"
+        self.connection = sqlite3.connect(uri, uri=True, timeout=0, isolation_level=None)
+        self.connection.row_factory = sqlite3.Row
+
+    def fetch_one(self, sql: str, params: list[Any]) -> dict[str, Any] | None:
+        """The first row of `sql`, by column name, or None; raises `sqlite3.Error`."""
+        row = self.connection.execute(sql, params).fetchone()
+        return None if row is None else dict(row)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.connection.close()
+
+
 class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
     """Reads and writes `User` rows; returns `UserDB` models.
 
@@ -35,10 +65,32 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
     whether an e-mail is taken: concurrent writers get `UserAlreadyExists`.
     """
 
+    def __init__(self, sqlite_reader: SQLiteReader | None = None) -> None:
+        self.sqlite_reader = sqlite_reader
+
     async def get(self, id: uuid.UUID) -> UserDB | None:
-        """The user with this id, or None."""
-        user = await User.get_or_none(id=id)
-        return None if user is None else UserDB.model_validate(user)
+        """The user with this id, or None.
+
+        Every authenticated request reads its user here, so this read is lean: the
+        SELECT Tortoise builds is kept per dialect and reused (building it is most of a
+        Tortoise query's cost), and on SQLite it runs on `sqlite_reader` when there is one.
+        """
+        connection = User._meta.db
+        dialect = connection.capabilities.dialect
+        sql = SELECT_BY_ID.get(dialect)
+        if sql is None:
+            sql = SELECT_BY_ID[dialect] = User.filter(id=id).sql()
+        params = [User._meta.pk.to_db_value(id, User)]
+        if self.sqlite_reader is not None:
+            try:
+                row = self.sqlite_reader.fetch_one(sql, params)
+            except sqlite3.OperationalError:
+                pass  # locked: the usual path waits for it, off the event loop
+            else:
+                # pydantic reads SQLite's text and integer columns as they are.
+                return None if row is None else UserDB.model_validate(row)
+        rows = await connection.execute_query_dict(sql, params)
+        return UserDB.model_validate(User._init_from_db(**rows[0])) if rows else None
 
     async def get_by_email(self, email: str) -> UserDB | None:
         """The user with this e-mail in any letter case, or None."""

@@ -20,7 +20,7 @@ from fastapi_users.authentication import AuthenticationBackend, BearerTransport,
 from fastapi_users.jwt import decode_jwt, generate_jwt
 
 from app.db import get_user_db
-from app.mail import Mailer, MailerDep, describe_lifetime, redact
+from app.mail import Mailer, describe_lifetime, redact
 from app.models import UserDB, normalize_email
 from app.password_policy import password_problem
 from app.passwords import NoInlineHashing, PasswordHasher
@@ -30,27 +30,7 @@ from app.user_db import TortoiseUserDatabase
 logger = logging.getLogger(__name__)
 
 
-# Dependencies are `async def` even when they do not await: FastAPI runs plain `def`
-# dependencies in its thread pool, a thread hop per dependency on every request.
-
-
-async def get_settings(request: Request) -> Settings:
-    """The settings of the app serving this request."""
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 UserDatabaseDep = Annotated[TortoiseUserDatabase, Depends(get_user_db)]
-
-
-async def get_password_hasher(request: Request) -> PasswordHasher:
-    """The password hasher of the app serving this request (one per app)."""
-    hasher: PasswordHasher = request.app.state.password_hasher
-    return hasher
-
-
-PasswordHasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
 
 
 class InvalidCurrentPassword(exceptions.FastAPIUsersException):
@@ -281,11 +261,15 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
             logger.info("Verification asked for %s: nothing to verify.", redact(email))
 
 
-async def get_user_manager(
-    user_db: UserDatabaseDep, settings: SettingsDep, hasher: PasswordHasherDep, mailer: MailerDep
-) -> UserManager:
+# The dependencies below run on every authenticated request, so they are few and
+# `async def`: FastAPI resolves each one separately and sends a plain `def` one to its
+# thread pool. The settings, hasher and mailer are the app's own, read off `app.state`.
+
+
+async def get_user_manager(request: Request, user_db: UserDatabaseDep) -> UserManager:
     """Provide the user manager to FastAPI Users."""
-    return UserManager(user_db, settings, hasher, mailer)
+    state = request.app.state
+    return UserManager(user_db, state.settings, state.password_hasher, state.mailer)
 
 
 UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
@@ -294,8 +278,9 @@ UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
 bearer_transport = BearerTransport(tokenUrl="auth/jwt/login")
 
 
-async def get_jwt_strategy(settings: SettingsDep) -> JWTStrategy[UserDB, uuid.UUID]:
+async def get_jwt_strategy(request: Request) -> JWTStrategy[UserDB, uuid.UUID]:
     """JWTs signed with SECRET, valid for JWT_LIFETIME_SECONDS (3600 by default)."""
+    settings: Settings = request.app.state.settings
     return JWTStrategy(secret=settings.jwt_secret, lifetime_seconds=settings.jwt_lifetime_seconds)
 
 

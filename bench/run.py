@@ -200,6 +200,12 @@ def run(seconds: float) -> dict[str, Any]:
         "SECRET": secret,
         "DATABASE_URL": f"sqlite://{database}",
         "LOG_LEVEL": "warning",
+        # The bench measures the routes themselves: one client on loopback would be
+        # rate-limited within seconds. No benchmarked path sends mail.
+        "RATE_LIMITS_ENABLED": "false",
+        "PUBLIC_URL": "http://127.0.0.1",
+        "SMTP_HOST": "127.0.0.1",
+        "MAIL_FROM": "bench@example.com",
     }
     subprocess.run(  # noqa: S603 (this venv's aerich)
         [str(Path(sys.executable).with_name("aerich")), "upgrade"],
