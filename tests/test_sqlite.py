@@ -1,7 +1,12 @@
-"""SQLite as the service uses it: WAL, and writers that wait for a lock instead of failing."""
+"""SQLite as the service uses it: WAL, writers that wait for a lock, and the read-only reader."""
 
 import asyncio
+import sqlite3
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -9,6 +14,7 @@ import pytest
 from tortoise import connections
 
 from app.settings import Settings
+from app.user_db import SQLiteReader, TortoiseUserDatabase
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -60,3 +66,68 @@ async def test_a_write_waits_for_another_process_holding_the_lock(
         assert await asyncio.wait_for(holder.wait(), timeout=30) == 0
 
     assert response.status_code == 201, response.text
+
+
+@pytest.fixture
+def sqlite_reader(db: None, settings: Settings) -> Iterator[SQLiteReader]:
+    """A reader on the test database, as the app's lifespan opens one."""
+    reader = SQLiteReader(sqlite_path(settings))
+    yield reader
+    reader.close()
+
+
+async def test_the_reader_reads_what_tortoise_reads(sqlite_reader: SQLiteReader) -> None:
+    created = await TortoiseUserDatabase().create(
+        {"email": "ada@example.com", "hashed_password": "x"}
+    )
+
+    read = await TortoiseUserDatabase(sqlite_reader).get(created.id)
+
+    assert read == created == await TortoiseUserDatabase().get(created.id)
+    assert read is not None
+    assert read.created_at.utcoffset() is not None
+    assert await TortoiseUserDatabase(sqlite_reader).get(uuid.uuid4()) is None
+
+
+async def test_the_reader_sees_a_change_at_once(sqlite_reader: SQLiteReader) -> None:
+    adapter = TortoiseUserDatabase(sqlite_reader)
+    created = await adapter.create({"email": "ada@example.com", "hashed_password": "x"})
+
+    await adapter.update(created, {"is_active": False})
+    deactivated = await adapter.get(created.id)
+    await adapter.delete(created)
+
+    assert deactivated is not None
+    assert deactivated.is_active is False
+    assert await adapter.get(created.id) is None
+
+
+async def test_a_locked_file_fails_the_reader_at_once_and_get_takes_the_usual_path(
+    db: None, settings: Settings, tmp_path: Path
+) -> None:
+    created = await TortoiseUserDatabase().create(
+        {"email": "ada@example.com", "hashed_password": "x"}
+    )
+    # A copy of the database in rollback-journal mode, where a writer's exclusive lock
+    # keeps readers out; only the usual path (the test database) has the user.
+    locked = tmp_path / "locked.sqlite3"
+    with closing(sqlite3.connect(sqlite_path(settings))) as source:
+        source.execute("VACUUM INTO ?", [str(locked)])
+    reader = SQLiteReader(str(locked))
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLD_WRITE_LOCK.replace("IMMEDIATE", "EXCLUSIVE"), str(locked), "5",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        assert await holder.stdout.readline() == b"locked\n"
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            reader.fetch_one("SELECT 1 FROM user", [])
+
+        read = await TortoiseUserDatabase(reader).get(created.id)
+    finally:
+        holder.kill()
+        await holder.wait()
+        reader.close()
+
+    assert read == created
