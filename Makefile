@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh clone: `make run` and `make test`.
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test lint format browser
+.PHONY: help install run migrate test lint format browser wrk bench
 
 # uv from PATH, or installed with pip into .tools/ when missing.
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
@@ -41,3 +41,9 @@ browser:  ## Install Debian's chromium for the browser tests (as root; skipped o
 
 test: lint browser  ## Lint, type-check and run the whole suite
 	$(RUN) pytest $(PYTEST_ARGS)
+
+wrk:  ## Install Debian's wrk, the load generator of the benchmark (as root)
+	@command -v wrk >/dev/null || { apt-get update && apt-get install -y --no-install-recommends wrk; }
+
+bench: install wrk  ## Benchmark the service against a bare JWT route (bench/; under 5 minutes)
+	$(RUN) python -m bench.run
