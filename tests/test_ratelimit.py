@@ -157,6 +157,40 @@ ROUTES: dict[str, Send] = {
 ACCOUNT_ROUTES = ["login", "register", "forgot_password", "request_verify_token"]
 
 
+def post_form(path: str, form: Callable[[str], dict[str, str]]) -> Send:
+    """A request to `path` with the form `form(email)`."""
+
+    async def send(http: httpx.AsyncClient, email: str) -> httpx.Response:
+        return await http.post(path, data=form(email))
+
+    return send
+
+
+async def verify_page(http: httpx.AsyncClient, email: str) -> httpx.Response:
+    return await http.get("/verify", params={"token": f"not-a-token-{email}"})
+
+
+# The pages the mailed links open, and the limit each shares with its API route.
+PAGES: dict[str, tuple[str, Send]] = {
+    "verify page": ("verify", verify_page),
+    "reset-password page": (
+        "reset_password",
+        post_form(
+            "/reset-password",
+            lambda e: {"token": f"x-{e}", "password": PASSWORD, "password_confirm": PASSWORD},
+        ),
+    ),
+    "new verify link page": (
+        "request_verify_token",
+        post_form("/verify/new-link", lambda e: {"email": e}),
+    ),
+    "new reset link page": (
+        "forgot_password",
+        post_form("/reset-password/new-link", lambda e: {"email": e}),
+    ),
+}
+
+
 def assert_limited(response: httpx.Response, window_seconds: int = 60) -> None:
     """`response` is a 429 with a code and a sensible `Retry-After`."""
     assert_error(response, "TOO_MANY_REQUESTS", 429)
@@ -192,6 +226,25 @@ async def test_per_ip_limit_answers_429_after_n(
     assert_not_limited(elsewhere)
     if storage.redis_url is not None:
         assert storage.keys(), "the counts live in Redis"
+
+
+@pytest.mark.parametrize(
+    ("page", "limits"),
+    [(page, {f"rate_limit_{route}_per_ip": "3/minute"}) for page, (route, _) in PAGES.items()],
+    indirect=["limits"],
+    ids=list(PAGES),
+)
+async def test_pages_share_the_limit_of_their_api_route(client_at: ClientAt, page: str) -> None:
+    route, send_page = PAGES[page]
+    first = client_at("192.0.2.1")
+
+    for i in range(2):
+        assert_not_limited(await ROUTES[route](first, f"person{i}@example.com"))
+    assert_not_limited(await send_page(first, "person2@example.com"))
+    limited = await send_page(first, "person9@example.com")
+
+    assert limited.status_code == 429
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
 
 
 @with_limits(rate_limit_login_per_ip="3/minute")
