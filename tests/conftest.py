@@ -242,7 +242,21 @@ def smtp_server() -> Iterator[SMTPServer]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path, smtp_server: SMTPServer) -> Settings:
+def overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings a test asks for with `@with_settings(...)`; none by default."""
+    values: dict[str, Any] = getattr(request, "param", {})
+    return values
+
+
+def with_settings(**values: Any) -> pytest.MarkDecorator:
+    """Run the test with these settings on top of the test settings."""
+    return pytest.mark.parametrize("overrides", [values], indirect=True, ids=["settings"])
+
+
+@pytest.fixture
+def settings(
+    database_url: str, tmp_path: Path, smtp_server: SMTPServer, overrides: dict[str, Any]
+) -> Settings:
     """Test settings: the migrated database, cheap password hashing, mail over real SMTP."""
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -263,7 +277,7 @@ def settings(database_url: str, tmp_path: Path, smtp_server: SMTPServer) -> Sett
         # The functional tests make many requests from one client; tests/test_ratelimit.py
         # turns the limits on.
         rate_limits_enabled=False,
-    )
+    ).model_copy(update=overrides)
 
 
 def forget_cached_sql() -> None:

@@ -1,14 +1,20 @@
 """The password policy on register, reset and update, and re-authentication on `PATCH /users/me`."""
 
-from typing import Any
-
 import httpx
 import pytest
 
 from app.models import User, UserDB
 from app.password_policy import password_problem
 from app.settings import Settings
-from tests.conftest import PASSWORD, CreateUser, Login, Mailbox, assert_error, token_in
+from tests.conftest import (
+    PASSWORD,
+    CreateUser,
+    Login,
+    Mailbox,
+    assert_error,
+    token_in,
+    with_settings,
+)
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -101,24 +107,6 @@ async def test_a_password_longer_than_the_estimate_is_checked_whole(
     assert response.status_code == 201, response.text
     assert await login_status(client, "huge@example.com", password) == 200
     assert await login_status(client, "huge@example.com", password[:256]) == 400
-
-
-@pytest.fixture
-def overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """Settings a test asks for with `with_settings(...)`."""
-    values: dict[str, Any] = getattr(request, "param", {})
-    return values
-
-
-def with_settings(**values: Any) -> pytest.MarkDecorator:
-    """Run the test with these settings."""
-    return pytest.mark.parametrize("overrides", [values], indirect=True, ids=["settings"])
-
-
-@pytest.fixture
-def settings(settings: Settings, overrides: dict[str, Any]) -> Settings:
-    """The test settings with a test's overrides."""
-    return settings.model_copy(update=overrides)
 
 
 @with_settings(password_min_length=20)

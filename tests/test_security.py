@@ -9,8 +9,7 @@ import pytest
 from starlette.requests import Request
 
 from app.security import API_HEADERS, client_ip
-from app.settings import Settings
-from tests.conftest import PASSWORD, assert_error
+from tests.conftest import PASSWORD, assert_error, with_settings
 
 # The database does not matter here; the pure tests name `backend` only for this mark.
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -57,24 +56,6 @@ def test_client_ip(peer: str | None, forwarded_for: list[str], expected: str) ->
 @pytest.mark.usefixtures("backend")
 def test_client_ip_without_trusted_proxies_is_the_peer() -> None:
     assert client_ip(request_from("10.0.0.5", ["198.51.100.1"]), []) == "10.0.0.5"
-
-
-@pytest.fixture
-def overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """Settings a test asks for with `with_settings(...)`."""
-    values: dict[str, Any] = getattr(request, "param", {})
-    return values
-
-
-def with_settings(**values: Any) -> pytest.MarkDecorator:
-    """Run the test with these settings."""
-    return pytest.mark.parametrize("overrides", [values], indirect=True, ids=["settings"])
-
-
-@pytest.fixture
-def settings(settings: Settings, overrides: dict[str, Any]) -> Settings:
-    """The test settings with a test's overrides."""
-    return settings.model_copy(update=overrides)
 
 
 # --- security headers ----------------------------------------------------------------------
