@@ -47,6 +47,13 @@ def describe_lifetime(seconds: int) -> str:
     return f"{seconds} seconds"
 
 
+def is_permanent(exc: Exception) -> bool:
+    """Whether the server refused for good (5xx): trying again would get the same answer."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return all(refused.code >= 500 for refused in exc.recipients)
+    return isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 500
+
+
 def readable(message: EmailMessage) -> str:
     """The mail as a person reads it: headers, then each part decoded (for the log)."""
     lines = [f"{name}: {value}" for name, value in message.items() if name != "Content-Type"]
@@ -59,8 +66,8 @@ class Mailer:
     """Builds the service's mails and delivers them without making anyone wait.
 
     Without SMTP_HOST (development) a mail is written whole to the log instead.
-    Delivery runs in tasks of its own, retried MAIL_SEND_ATTEMPTS times; the app's
-    shutdown waits for them (`wait_idle`).
+    Delivery runs in tasks of its own, tried up to MAIL_SEND_ATTEMPTS times (once when
+    the server refuses for good, 5xx); the app's shutdown waits for them (`wait_idle`).
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -130,15 +137,14 @@ class Mailer:
                     subject, redact(to), attempt, settings.mail_send_attempts,
                     type(exc).__name__, reason,
                 )  # fmt: skip
+                if is_permanent(exc):
+                    break
                 if attempt < settings.mail_send_attempts:
                     await asyncio.sleep(settings.mail_retry_delay_seconds * 2 ** (attempt - 1))
             else:
                 logger.info("Sent %r to %s.", subject, redact(to))
                 return True
-        logger.error(
-            "Gave up sending %r to %s after %d attempts.",
-            subject, redact(to), settings.mail_send_attempts,
-        )  # fmt: skip
+        logger.error("Gave up sending %r to %s after %d attempt(s).", subject, redact(to), attempt)
         return False
 
     async def wait_idle(self, grace_seconds: float | None = None) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
+import aiosmtplib
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from app.mail import SUBJECTS, Mailer, describe_lifetime, redact, smtp_tls_options
+from app.mail import SUBJECTS, Mailer, describe_lifetime, is_permanent, redact, smtp_tls_options
 from app.settings import Settings
 from tests.conftest import Inbox, SMTPServer, free_port, html_of, text_of
 
@@ -193,7 +194,7 @@ class RefusingRecipients:
         return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
 
 
-async def test_a_refused_recipient_is_logged_with_the_address_redacted(
+async def test_a_refused_recipient_is_tried_once_and_logged_with_the_address_redacted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     controller = Controller(RefusingRecipients(), hostname="127.0.0.1", port=free_port())
@@ -213,7 +214,8 @@ async def test_a_refused_recipient_is_logged_with_the_address_redacted(
     assert "SMTPRecipientsRefused" in logged
     assert "User unknown" in logged
     assert "Lovelace" not in logged
-    assert logged.count("(attempt ") == 2
+    assert logged.count("(attempt ") == 1, "a 5xx refusal is final; it is not retried"
+    assert "after 1 attempt(s)" in logged
 
 
 # --- TLS -------------------------------------------------------------------------------------
@@ -337,3 +339,26 @@ async def test_shutdown_abandons_mail_still_under_way_after_the_grace_period(
 
     assert "abandoned" in caplog.text
     await mailer.wait_idle()  # nothing is left under way
+
+
+@pytest.mark.parametrize(
+    ("exc", "permanent"),
+    [
+        (aiosmtplib.SMTPResponseException(550, "no such user"), True),
+        (aiosmtplib.SMTPResponseException(451, "try again later"), False),
+        (aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(550, "no", "a")]), True),
+        (
+            aiosmtplib.SMTPRecipientsRefused(
+                [
+                    aiosmtplib.SMTPRecipientRefused(550, "no", "a"),
+                    aiosmtplib.SMTPRecipientRefused(452, "full", "b"),
+                ]
+            ),
+            False,
+        ),
+        (aiosmtplib.SMTPConnectError("refused"), False),
+        (ConnectionRefusedError(), False),
+    ],
+)
+def test_only_a_5xx_refusal_is_final(exc: Exception, permanent: bool) -> None:
+    assert is_permanent(exc) is permanent
