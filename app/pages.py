@@ -132,11 +132,12 @@ async def reset_password_form(
     password_confirm: FormText = "",
 ) -> HTMLResponse:
     """Set the new password from the form, or show the form again with what is wrong."""
-    try:
-        await manager.reset_token_user(token)
-    except RESET_TOKEN_TROUBLE:
-        return reset_link_trouble(request)
     if password != password_confirm:
+        # A dead link is the first thing to say; `reset_password` checks it otherwise.
+        try:
+            await manager.reset_token_user(token)
+        except RESET_TOKEN_TROUBLE:
+            return reset_link_trouble(request)
         return reset_form(request, manager, token, "The two passwords differ.", 400)
     try:
         await manager.reset_password(token, password, request)

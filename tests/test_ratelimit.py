@@ -10,7 +10,6 @@ here, so only SQLite is used.
 import asyncio
 import contextlib
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
@@ -28,7 +27,7 @@ from app import ratelimit
 from app.models import UserDB
 from app.ratelimit import RateLimited, RateLimiter
 from app.settings import Settings
-from tests.conftest import PASSWORD, assert_error
+from tests.conftest import PASSWORD, assert_error, free_port
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -36,14 +35,6 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 GENEROUS = "1000/minute"
 LIMIT_SETTINGS = [name for name in Settings.model_fields if name.startswith("rate_limit_")]
 LIMIT_SETTINGS.remove("rate_limit_key_prefix")
-
-
-def closed_port() -> int:
-    """A local TCP port with nothing listening on it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 @dataclass
@@ -514,7 +505,7 @@ async def test_redis_going_away_mid_run_keeps_requests_limited(
 
 
 @pytest.mark.parametrize("storage", ["memory"], indirect=True)
-@with_limits(redis_url=f"redis://127.0.0.1:{closed_port()}/0", rate_limit_login_per_ip="3/minute")
+@with_limits(redis_url=f"redis://127.0.0.1:{free_port()}/0", rate_limit_login_per_ip="3/minute")
 async def test_unreachable_redis_falls_back_to_memory_limits(
     client_at: ClientAt, caplog: pytest.LogCaptureFixture
 ) -> None:
