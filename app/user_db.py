@@ -187,12 +187,12 @@ async def keep_a_superuser(connection: BaseDBAsyncClient, user_id: uuid.UUID) ->
     waits, then sees the first one's change and is refused. SQLite has no row locks: a
     write first takes its one write lock for the transaction, with the same effect.
     """
+    query = User.filter(is_superuser=True, is_active=True).using_db(connection)
     if connection.capabilities.dialect == "sqlite":
         await User.filter(id=user_id).using_db(connection).update(is_active=F("is_active"))
-        query = User.filter(is_superuser=True, is_active=True).using_db(connection)
     else:
-        query = User.filter(is_superuser=True, is_active=True).using_db(connection)
         query = query.select_for_update()
-    superusers = await query.order_by("id").values_list("id", flat=True)
-    if list(superusers) == [user_id]:
+    # Whole rows: Tortoise leaves FOR UPDATE out of a `values_list` query.
+    superusers = [superuser.id for superuser in await query.order_by("id")]
+    if superusers == [user_id]:
         raise LastSuperuser()
