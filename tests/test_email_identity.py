@@ -15,8 +15,8 @@ from pydantic import EmailStr, TypeAdapter
 from app.models import User, normalize_email
 from tests.conftest import PASSWORD, Mailbox
 
-FULLWIDTH_DOMAIN = "fw@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com"  # fw@ｅｘａｍｐｌｅ.com
-FULLWIDTH_LOCAL = "\uff46\uff57@example.com"  # ｆｗ@example.com
+FULLWIDTH_DOMAIN = "fw@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com"  # fullwidth domain
+FULLWIDTH_LOCAL = "\uff46\uff57@example.com"  # the local part in fullwidth letters
 NFC = unicodedata.normalize("NFC", "jos\u00e9@example.com")
 NFD = unicodedata.normalize("NFD", NFC)
 IDN = "ana@b\u00fccher.example"

@@ -297,7 +297,7 @@ async def test_per_account_limit_holds_across_unicode_spellings(
     look_alike = await send(client_at("198.51.100.99"), "vict\u0456m@b\u00fccher.example")
 
     assert_limited(limited)
-    assert_not_limited(look_alike)  # a Cyrillic "і" is another account
+    assert_not_limited(look_alike)  # a Cyrillic i (U+0456) is another account
 
 
 @with_limits(rate_limit_login_per_ip="2/minute", rate_limit_login_per_account="3/minute")

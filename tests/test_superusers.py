@@ -39,7 +39,8 @@ async def test_the_last_superuser_cannot_remove_itself(
 
     assert_error(response, "LAST_SUPERUSER", 409)
     row = await User.get(id=superuser.id)
-    assert row.is_superuser and row.is_active
+    assert row.is_superuser
+    assert row.is_active
 
 
 @pytest.mark.parametrize(("method", "body"), CHANGES)
