@@ -1,6 +1,7 @@
 """The application factory, its routers and its one route of its own."""
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +17,6 @@ from fastapi_users.openapi import OpenAPIResponseType
 from fastapi_users.router.common import ErrorModel
 from pydantic import EmailStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 from tortoise.contrib.fastapi import register_tortoise
 
 from app import pages
@@ -194,21 +194,28 @@ def with_last_superuser_documented(router: APIRouter) -> APIRouter:
     return router
 
 
-def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at the request's path (Starlette names only one route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return sorted(methods)
+def documented_methods(app: FastAPI, path: str) -> list[str] | None:
+    """The methods the OpenAPI documents for `path`, or None when it documents no such path.
+
+    A path like `/users/me` also fits `/users/{id}`; the template with the fewest
+    parameters is its own.
+    """
+    fitting = [
+        (template.count("{"), template, operations)
+        for template, operations in app.openapi()["paths"].items()
+        if re.fullmatch("[^/]+".join(map(re.escape, re.split(r"\{[^/]+?\}", template))), path)
+    ]
+    if not fitting:
+        return None
+    _, _, operations = min(fitting, key=lambda found: found[:2])
+    return [method.upper() for method in operations]
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     """FastAPI's handling of HTTP errors, but for two answers that would be wrong.
 
     A body that is not UTF-8 text gets 422 like any other malformed JSON body (FastAPI
-    answers an undocumented 400), and a 405 names in `Allow` every method of the path.
+    answers an undocumented 400), and a 405 names in `Allow` every documented method of the path.
     """
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == status.HTTP_400_BAD_REQUEST and isinstance(
@@ -217,7 +224,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
         error = {"type": "json_invalid", "loc": ["body"], "msg": "Body is not UTF-8", "input": {}}
         return JSONResponse({"detail": [error]}, status.HTTP_422_UNPROCESSABLE_CONTENT)
     if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
-        headers = {**(exc.headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        headers = dict(exc.headers or {})
+        methods = documented_methods(request.app, request.url.path)
+        if methods is not None:
+            headers["Allow"] = ", ".join(methods)
         return JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
     return await http_exception_handler(request, exc)
 
