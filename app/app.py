@@ -23,7 +23,7 @@ from app import pages
 from app.db import DatabaseNotReady, check_database, open_sqlite_reader, tortoise_config
 from app.link_requests import LinkRequests, LinkRequestsDep
 from app.mail import Mailer
-from app.models import UserCreate, UserDB, UserRead, UserUpdate
+from app.models import EMAIL_DESCRIPTION, UserCreate, UserDB, UserRead, UserUpdate
 from app.passwords import PasswordHasher
 from app.ratelimit import RATE_LIMIT_RESPONSES, RATE_LIMITED, RateLimiter
 from app.security import BODY_TOO_LARGE_RESPONSES, add_http_hygiene
@@ -40,7 +40,7 @@ from app.users import (
 logger = logging.getLogger(__name__)
 
 CurrentUser = Annotated[UserDB, Depends(current_active_user)]
-EmailBody = Annotated[EmailStr, Body(embed=True)]
+EmailBody = Annotated[EmailStr, Body(embed=True, description=EMAIL_DESCRIPTION)]
 STATIC_FILES = Path(__file__).parent / "static"
 # How long shutdown waits for mails still being sent.
 MAIL_SHUTDOWN_GRACE_SECONDS = 10.0

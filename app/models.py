@@ -14,6 +14,11 @@ from tortoise.contrib.pydantic import PydanticModel
 from tortoise.models import Model
 
 EMAIL_MAX_LENGTH = 320
+EMAIL_DESCRIPTION = (
+    "An address as email-validator accepts it: special-use domains (`.test`, `.local`, "
+    "`.localhost`, `.invalid`, `.onion`, `.arpa`) are refused. Compared as `normalize_email` "
+    "writes it: fullwidth forms folded, the domain in Unicode, lower case."
+)
 
 
 def fold(text: str) -> str:
@@ -86,6 +91,7 @@ class UserRead(schemas.BaseUser[uuid.UUID]):
 class UserCreate(schemas.BaseUserCreate):
     """The body of `POST /auth/register`."""
 
+    email: EmailStr = Field(description=EMAIL_DESCRIPTION)
     # Strict: `0.0` or `"yes"` is not a boolean. Registration ignores these three
     # (only a superuser's `PATCH /users/{id}` sets them), null included.
     is_active: StrictBool | None = True
@@ -104,7 +110,7 @@ class UserUpdate(schemas.BaseUserUpdate):
     # Omitted is "unchanged"; null is refused (see `_refuse_null`), so the schema does not
     # offer it. Booleans are strict: `0.0` or `"yes"` is not a boolean.
     password: str | SkipJsonSchema[None] = None
-    email: EmailStr | SkipJsonSchema[None] = None
+    email: EmailStr | SkipJsonSchema[None] = Field(default=None, description=EMAIL_DESCRIPTION)
     is_active: StrictBool | SkipJsonSchema[None] = None
     is_superuser: StrictBool | SkipJsonSchema[None] = None
     is_verified: StrictBool | SkipJsonSchema[None] = None
