@@ -58,11 +58,21 @@ def client_ip(request: Request, trusted_proxies: list[Network]) -> str:
     itself and are ignored, so a spoofed or rotating header changes nothing; from a peer
     that is not a trusted proxy the header is not read at all.
     """
-    peer = request.client.host if request.client else ""
+    return client_ip_from_scope(request.scope, trusted_proxies)
+
+
+def client_ip_from_scope(scope: Scope, trusted_proxies: list[Network]) -> str:
+    """`client_ip` for an ASGI scope (the access log has no `Request`)."""
+    peer_address = scope.get("client")
+    peer = peer_address[0] if peer_address else ""
     client = parse_ip(peer)
     if not is_trusted(client, trusted_proxies):
         return str(client) if client is not None else peer or "unknown"
-    forwarded = ",".join(request.headers.getlist("x-forwarded-for")).split(",")
+    forwarded = (
+        b",".join(value for name, value in scope["headers"] if name == b"x-forwarded-for")
+        .decode("latin-1")
+        .split(",")
+    )
     for hop in reversed(forwarded):
         address = parse_ip(hop)
         if address is None:

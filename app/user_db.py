@@ -10,6 +10,7 @@ from fastapi_users.db import BaseUserDatabase
 from fastapi_users.exceptions import UserAlreadyExists, UserNotExists
 from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySetSingle
+from tortoise.transactions import in_transaction
 
 from app.models import EMAIL_MAX_LENGTH, User, UserDB, normalize_email
 
@@ -62,7 +63,9 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
 
     E-mails are stored normalized and matched exactly, so every lookup is served by
     the unique index. The database's unique constraint, not a prior check, decides
-    whether an e-mail is taken: concurrent writers get `UserAlreadyExists`.
+    whether an e-mail is taken: concurrent writers get `UserAlreadyExists`. Writes run in
+    a transaction of their own, a savepoint inside the caller's, so a refused write
+    leaves the caller's transaction usable (PostgreSQL aborts a transaction on an error).
     """
 
     def __init__(self, sqlite_reader: SQLiteReader | None = None) -> None:
@@ -107,7 +110,8 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
         """Insert a user; raises `UserAlreadyExists` if the e-mail is taken."""
         values = self._normalized(create_dict)
         try:
-            user = await User.create(**values)
+            async with in_transaction():
+                user = await User.create(**values)
         except IntegrityError:
             await self._raise_if_email_taken(values)
             raise
@@ -124,7 +128,8 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
             # Only the given columns are written, so concurrent updates of other
             # fields are not overwritten with stale values.
             try:
-                await User.filter(id=user.id).update(**values, updated_at=datetime.now(UTC))
+                async with in_transaction():
+                    await User.filter(id=user.id).update(**values, updated_at=datetime.now(UTC))
             except IntegrityError:
                 await self._raise_if_email_taken(values)
                 raise
