@@ -158,10 +158,21 @@ def configure_logging(settings: Settings) -> None:
 
 
 def route_template(scope: Scope) -> str:
-    """The route that served the request (`/users/{id}`), never the raw path."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
+    """The route that served the request (`/users/{id}`), never the raw path.
+
+    FastAPI keeps the full template of a route in an included router (prefix and all) in
+    its scope entry; `scope["route"].path` lacks the prefix. Mounts are `<prefix>/{path}`,
+    FastAPI's own pages (OpenAPI, docs) their fixed path, anything else `unmatched`.
+    """
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    path = getattr(context, "path_format", None) or getattr(scope.get("route"), "path", None)
+    if isinstance(path, str):
+        return path
+    if "app_root_path" in scope:
+        return f"{scope.get('root_path', '')}/{{path}}"
+    if "endpoint" in scope and not scope.get("path_params"):
+        return str(scope["path"])
+    return "unmatched"
 
 
 class RequestMiddleware:
