@@ -158,12 +158,11 @@ async def test_startup_refuses_pending_migrations(settings: Settings) -> None:
             await Aerich.create(version=latest, app="models", content=content)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_sigterm_turns_readiness_off_before_the_server_stops(
     backend: Backend, settings: Settings, tmp_path: Path, bytecode_cache: Path
 ) -> None:
     """A real uvicorn: after SIGTERM, /health/ready is 503 for SHUTDOWN_DRAIN_SECONDS."""
-    if backend.kind != "sqlite":
-        pytest.skip("the signal handling does not depend on the database")
     port = free_port()
     env = {
         **child_environment(bytecode_cache),
