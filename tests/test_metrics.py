@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from pydantic import SecretStr
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from app.models import UserDB
 from app.settings import Settings
