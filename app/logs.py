@@ -7,9 +7,11 @@ the id explicitly and passes it as `extra={"request_id": ...}`.
 """
 
 import logging
+import os
+import random
 import re
-import secrets
 import sys
+import threading
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -34,6 +36,9 @@ QUIET_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
 # The fields an access line carries besides the message, in this order.
 ACCESS_FIELDS = ("method", "route", "status", "duration_ms", "client_ip", "user_id")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+# How long a line may wait in the write buffer (seconds); warnings and worse go at once.
+FLUSH_INTERVAL = 0.2
+WRITE_BUFFER_BYTES = 1 << 16
 
 access_logger = logging.getLogger("app.access")
 
@@ -50,8 +55,11 @@ current_request: ContextVar[RequestContext | None] = ContextVar("current_request
 
 
 def new_request_id() -> str:
-    """A fresh request id: 32 random hex digits."""
-    return secrets.token_hex(16)
+    """A fresh request id: 32 random hex digits.
+
+    An id must be unique, not secret: `random` gives 128 bits without a system call.
+    """
+    return f"{random.getrandbits(128):032x}"
 
 
 def request_id_of(request: Request | None) -> str | None:
@@ -87,10 +95,23 @@ class RequestIdFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request id, access fields."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._second_text = ""
+
+    def timestamp(self, created: float) -> str:
+        """ISO 8601 in UTC with milliseconds; the part up to the second is reused."""
+        second = int(created)
+        if second != self._second:
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        return f"{self._second_text}.{int((created - second) * 1000):03d}+00:00"
+
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line of JSON (orjson: several times faster than `json`)."""
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": self.timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -125,9 +146,60 @@ def formatter_for(settings: Settings) -> logging.Formatter:
     return JsonFormatter() if settings.log_format_or_default == "json" else TextFormatter()
 
 
+class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes lines to stderr through a buffer flushed every FLUSH_INTERVAL by a thread.
+
+    A write and a flush per line would cost the event loop a system call per request;
+    here lines are batched. Warnings and worse are flushed at once, and closing the
+    handler (at exit, `logging.shutdown`) flushes the rest.
+    """
+
+    def __init__(self) -> None:
+        stream = open(  # noqa: SIM115 (kept open for the handler's life; closed in close())
+            os.dup(sys.stderr.fileno()), "w", buffering=WRITE_BUFFER_BYTES, encoding="utf-8"
+        )
+        super().__init__(stream)
+        self._stopped = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_often, name="log-flush", daemon=True)
+        self._flusher.start()
+
+    def _flush_often(self) -> None:
+        while not self._stopped.wait(FLUSH_INTERVAL):
+            self.flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Buffer the formatted line; flush at once from WARNING up."""
+        try:
+            self.stream.write(self.format(record) + "\n")
+            if record.levelno >= logging.WARNING:
+                self.stream.flush()
+        except Exception:  # logging must never break the request (as StreamHandler)
+            self.handleError(record)
+
+    def close(self) -> None:
+        """Stop the flusher, write what is buffered, close the stream."""
+        self._stopped.set()
+        if self._flusher is not threading.current_thread():
+            self._flusher.join(timeout=5)
+        self.acquire()
+        try:
+            self.flush()
+            self.stream.close()
+        finally:
+            self.release()
+        super().close()
+
+
 def make_handler(settings: Settings, stream: TextIO | None = None) -> logging.Handler:
-    """A handler writing `stream` (stderr) in LOG_FORMAT, every line with its request id."""
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    """A handler writing `stream` (buffered stderr) in LOG_FORMAT, each line with its request id."""
+    handler: logging.Handler
+    if stream is not None:
+        handler = logging.StreamHandler(stream)
+    else:
+        try:
+            handler = BufferedStderrHandler()
+        except (AttributeError, OSError, ValueError):  # stderr without a descriptor
+            handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter_for(settings))
     handler.addFilter(RequestIdFilter())
     handler.set_name("app")
@@ -144,6 +216,7 @@ def configure_logging(settings: Settings) -> None:
     app_logger.setLevel(settings.log_level.upper())
     for handler in [h for h in app_logger.handlers if h.get_name() == "app"]:
         app_logger.removeHandler(handler)
+        handler.close()
     app_logger.addHandler(make_handler(settings))
     if settings.access_log:
         uvicorn_access = logging.getLogger("uvicorn.access")
@@ -240,19 +313,18 @@ class RequestMiddleware:
             return
         duration_ms = round(duration * 1000, 2)
         ip = client_ip_from_scope(scope, self.trusted_proxies)
-        fields = {
-            "method": method,
-            "route": route,
-            "status": status,
-            "duration_ms": duration_ms,
-            "client_ip": ip,
-            "user_id": context.user_id,
-            "request_id": context.request_id,
-        }
-        record = access_logger.makeRecord(
+        record = logging.LogRecord(
             access_logger.name, level, "", 0,
             "%s %s %d %.2fms client=%s user=%s",
-            (method, route, status, duration_ms, ip, context.user_id or "-"),
-            None, extra=fields,
+            (method, route, status, duration_ms, ip, context.user_id or "-"), None,
         )  # fmt: skip
+        record.__dict__.update(
+            method=method,
+            route=route,
+            status=status,
+            duration_ms=duration_ms,
+            client_ip=ip,
+            user_id=context.user_id,
+            request_id=context.request_id,
+        )
         access_logger.handle(record)
