@@ -74,9 +74,10 @@ class Health:
                 signal.signal(sig, self._on_signal)
 
     def _on_signal(self, sig: int, frame: FrameType | None) -> None:
-        self.shutting_down = True
         handler = self.wrapped[sig]
-        if self.drain_seconds > 0:
+        already = self.shutting_down
+        self.shutting_down = True
+        if self.drain_seconds > 0 and not already:  # a second signal does not wait again
             logger.info("Shutting down: not ready, stopping in %.1f s.", self.drain_seconds)
             loop = asyncio.get_running_loop()
             loop.call_later(self.drain_seconds, handler, sig, frame)

@@ -227,7 +227,8 @@ def configure_logging(settings: Settings) -> None:
         for name in ("uvicorn", "uvicorn.error"):
             for handler in logging.getLogger(name).handlers:
                 handler.setFormatter(JsonFormatter())
-                handler.addFilter(RequestIdFilter())
+                if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
+                    handler.addFilter(RequestIdFilter())
 
 
 def route_template(scope: Scope) -> str:

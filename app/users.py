@@ -306,10 +306,10 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
         new_email = changes.get("email")
         email_changed = new_email is not None and normalize_email(new_email) != user.email
         if not safe:
-            fields = sorted(name for name in changes if name != "password")
-            if changes.get("password") is not None:
-                fields.append("password")
-            return [Event("user_updated_by_admin", {"fields": sorted(fields)})] if fields else []
+            fields = sorted(
+                name for name, value in changes.items() if name != "password" or value is not None
+            )
+            return [Event("user_updated_by_admin", {"fields": fields})] if fields else []
         events = []
         if changes.get("password") is not None:
             events.append(Event("password_change"))
