@@ -79,6 +79,12 @@ class Server:
                 time.sleep(0.2)
         raise SystemExit(f"{self.target} did not answer within {STARTUP_SECONDS} s")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the process has used so far (user and system)."""
+        assert self.process is not None
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
     def peak_rss_mib(self) -> float:
         """The process's peak resident memory so far (VmHWM)."""
         assert self.process is not None
@@ -259,9 +265,17 @@ def run(seconds: float) -> dict[str, Any]:
         }
         for name, (url, script, connections) in steps.items():
             log.info("%s ...", name)
+            server = no_audit if url.startswith(f"{no_audit.url}/") else service
+            cpu_before = server.cpu_seconds()
             # Registration addresses are unique per run and step.
             figures[name] = wrk(
                 url, script, connections, seconds, {**env, "BENCH_PREFIX": f"{run_id}-{name}"}
+            )
+            # CPU per request: what a step costs, much steadier than req/s on a busy machine.
+            figures[name]["cpu_ms_per_request"] = (
+                (server.cpu_seconds() - cpu_before) * 1000 / max(figures[name]["requests"], 1)
+                if url.startswith(f"{server.url}/")
+                else None
             )
 
         log.info("users_me_during_login_storm_c1 ...")
@@ -306,6 +320,10 @@ def summarize(figures: dict[str, Any]) -> dict[str, Any]:
         "login_audit_vs_none": steps["login_c8_1_user"]["rps"] / steps["login_c8_no_audit"]["rps"],
         "register_audit_vs_none": steps["register_c8_1_user"]["rps"]
         / steps["register_c8_no_audit"]["rps"],
+        "login_audit_cpu_vs_none": steps["login_c8_1_user"]["cpu_ms_per_request"]
+        / steps["login_c8_no_audit"]["cpu_ms_per_request"],
+        "register_audit_cpu_vs_none": steps["register_c8_1_user"]["cpu_ms_per_request"]
+        / steps["register_c8_no_audit"]["cpu_ms_per_request"],
         "users_me_p99_storm_vs_alone": steps["users_me_during_login_storm_c1"]["p99_ms"]
         / steps["users_me_alone_c1"]["p99_ms"],
         "login_100k_vs_1": steps["login_c8_100k_users"]["rps"] / steps["login_c8_1_user"]["rps"],
@@ -339,7 +357,9 @@ def table(figures: dict[str, Any], summary: dict[str, Any]) -> str:
         f"/users/me: {summary['users_me_vs_floor']:.2f} x floor",
         f"- login at 8 connections: {summary['login_vs_hashing_limit']:.2f} x hashing limit",
         f"- with the audit trail vs without: login {summary['login_audit_vs_none']:.2f}x, "
-        f"register {summary['register_audit_vs_none']:.2f}x",
+        f"register {summary['register_audit_vs_none']:.2f}x req/s; CPU per request "
+        f"login {summary['login_audit_cpu_vs_none']:.3f}x, "
+        f"register {summary['register_audit_cpu_vs_none']:.3f}x",
         f"- JSON access lines written by the service: {figures['access_log_lines']}",
         f"- /users/me p99 during the login storm: {summary['users_me_p99_storm_vs_alone']:.2f}"
         " x alone",
