@@ -10,10 +10,12 @@ if __name__ == "__main__":
         resolve_secret(settings)  # a bad SECRET stops the start here, not in every worker
     # The app reads X-Forwarded-For itself, only from TRUSTED_PROXIES (app/security.py);
     # uvicorn's own proxy handling would trust 127.0.0.1 and rewrite the client address.
+    # The app writes its own access line (ACCESS_LOG, app/logs.py) in place of uvicorn's.
     uvicorn.run(
         "app.app:app",
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         proxy_headers=False,
+        access_log=not settings.access_log,
     )

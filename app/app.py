@@ -1,29 +1,36 @@
 """The application factory, its routers and its one route of its own."""
 
+import asyncio
+import contextlib
 import logging
 import re
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Request, status
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi_users.openapi import OpenAPIResponseType
 from fastapi_users.router.common import ErrorModel
-from pydantic import EmailStr
+from pydantic import AfterValidator, EmailStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tortoise.contrib.fastapi import register_tortoise
 
-from app import pages
+from app import audit, health, metrics, pages
+from app.audit import AuditAction
 from app.db import DatabaseNotReady, check_database, open_sqlite_reader, tortoise_config
+from app.health import Health, pending_migrations
 from app.link_requests import LinkRequests, LinkRequestsDep
+from app.logs import RequestMiddleware, configure_logging, flush_logs
 from app.mail import Mailer
-from app.models import EMAIL_DESCRIPTION, UserCreate, UserDB, UserRead, UserUpdate
+from app.models import EMAIL_DESCRIPTION, AuditEventPage, UserCreate, UserDB, UserRead, UserUpdate
 from app.passwords import PasswordHasher
 from app.ratelimit import RATE_LIMIT_RESPONSES, RATE_LIMITED, RateLimiter
 from app.security import BODY_TOO_LARGE_RESPONSES, add_http_hygiene
@@ -34,12 +41,14 @@ from app.users import (
     UserManager,
     auth_backend,
     current_active_user,
+    current_superuser,
     fastapi_users,
 )
 
 logger = logging.getLogger(__name__)
 
 CurrentUser = Annotated[UserDB, Depends(current_active_user)]
+CurrentSuperuser = Annotated[UserDB, Depends(current_superuser)]
 EmailBody = Annotated[EmailStr, Body(embed=True, description=EMAIL_DESCRIPTION)]
 STATIC_FILES = Path(__file__).parent / "static"
 # How long shutdown waits for mails still being sent.
@@ -61,15 +70,8 @@ UNPARSABLE_BODY_RESPONSES: OpenAPIResponseType = {
     },
 }
 
-
-def configure_logging(level: str) -> None:
-    """Send the service's own log records (logger `app`) to stderr at `level`."""
-    app_logger = logging.getLogger("app")
-    app_logger.setLevel(level.upper())
-    if not app_logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
-        app_logger.addHandler(handler)
+# How often the database pool gauge is refreshed (seconds).
+POOL_METRICS_INTERVAL = 5.0
 
 
 def mask_query_in_access_log() -> None:
@@ -127,9 +129,11 @@ async def authenticated_route(user: CurrentUser) -> dict[str, str]:
     dependencies=RATE_LIMITED,
     responses={**RATE_LIMIT_RESPONSES, **BODY_TOO_LARGE_RESPONSES, **UNPARSABLE_BODY_RESPONSES},
 )
-async def forgot_password(email: EmailBody, link_requests: LinkRequestsDep) -> None:
+async def forgot_password(
+    email: EmailBody, link_requests: LinkRequestsDep, request: Request
+) -> None:
     """Mail a password reset link if an active account has this address; always 202."""
-    link_requests.ask("reset_password", email)
+    link_requests.ask("reset_password", email, request)
 
 
 @router.post(
@@ -140,9 +144,67 @@ async def forgot_password(email: EmailBody, link_requests: LinkRequestsDep) -> N
     dependencies=RATE_LIMITED,
     responses={**RATE_LIMIT_RESPONSES, **BODY_TOO_LARGE_RESPONSES, **UNPARSABLE_BODY_RESPONSES},
 )
-async def request_verify_token(email: EmailBody, link_requests: LinkRequestsDep) -> None:
+async def request_verify_token(
+    email: EmailBody, link_requests: LinkRequestsDep, request: Request
+) -> None:
     """Mail a verification link if an active, unverified account has this address; always 202."""
-    link_requests.ask("verify", email)
+    link_requests.ask("verify", email, request)
+
+
+EventCursor = Annotated[
+    str | None,
+    Query(
+        pattern=rf"^[0-9]{{1,{audit.MAX_CURSOR_DIGITS}}}$",
+        description="`next_cursor` of the previous page.",
+    ),
+]
+EventTime = Annotated[
+    datetime | None,
+    AfterValidator(lambda moment: None if moment is None else audit.bounded_time(moment)),
+    Query(description="ISO 8601; without a time zone, UTC."),
+]
+PageSize = Annotated[int, Query(ge=1, le=audit.MAX_PAGE_SIZE)]
+SUPERUSER_RESPONSES: dict[int | str, dict[str, str]] = {
+    status.HTTP_401_UNAUTHORIZED: {"description": "Missing token or inactive user."},
+    status.HTTP_403_FORBIDDEN: {"description": "Not a superuser."},
+}
+
+
+@router.get("/audit-events", tags=["audit"], responses=SUPERUSER_RESPONSES)
+async def audit_events(
+    _: CurrentSuperuser,
+    subject_id: uuid.UUID | None = None,
+    action: AuditAction | None = None,
+    since: EventTime = None,
+    until: EventTime = None,
+    cursor: EventCursor = None,
+    limit: PageSize = 50,
+) -> AuditEventPage:
+    """The audit trail, newest first, filtered by subject, action and time (superusers)."""
+    return await audit.list_events(
+        subject_id=subject_id, action=action, since=since, until=until,
+        cursor=int(cursor) if cursor else None, limit=limit,
+    )  # fmt: skip
+
+
+@router.get(
+    "/users/me/security-events",
+    tags=["users"],
+    responses={status.HTTP_401_UNAUTHORIZED: {"description": "Missing token or inactive user."}},
+)
+async def my_security_events(
+    user: CurrentUser,
+    action: AuditAction | None = None,
+    since: EventTime = None,
+    until: EventTime = None,
+    cursor: EventCursor = None,
+    limit: PageSize = 50,
+) -> AuditEventPage:
+    """Your own security log: sign-ins, failed sign-ins and changes to your account."""
+    return await audit.list_events(
+        subject_id=user.id, action=action, since=since, until=until,
+        cursor=int(cursor) if cursor else None, limit=limit,
+    )  # fmt: skip
 
 
 def without_route(router: APIRouter, path: str) -> APIRouter:
@@ -151,11 +213,33 @@ def without_route(router: APIRouter, path: str) -> APIRouter:
     return router
 
 
+async def check_schema() -> None:
+    """Refuse to serve a database that is unreachable, unmigrated or behind the models."""
+    await check_database()
+    pending = await pending_migrations()
+    if pending:
+        raise DatabaseNotReady(
+            f"The database lacks migration {pending[0]}"
+            + (f" and {len(pending) - 1} more" if len(pending) > 1 else "")
+            + "; run `aerich upgrade` first"
+        )
+
+
+async def refresh_pool_metrics() -> None:
+    """Keep the database pool gauge current while the app runs."""
+    while True:
+        metrics.update_database_pool()
+        await asyncio.sleep(POOL_METRICS_INTERVAL)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Check the database, own the rate limiter and the link-request task; let mails finish."""
+    """Check the database, own the rate limiter and the link-request task; let mails finish.
+
+    Shutdown turns readiness to 503 first (`app/health.py`).
+    """
     try:
-        await check_database()
+        await check_schema()
     except DatabaseNotReady as exc:
         logger.error("%s", exc)
         raise
@@ -167,15 +251,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.mailer,
     )  # fmt: skip
     state.link_requests.start(manager.send_link)
+    health_state: Health = state.health
+    health_state.shutting_down = False
+    health_state.watch_signals()
+    pool_metrics = asyncio.get_running_loop().create_task(refresh_pool_metrics())
     try:
         yield
     finally:
+        health_state.shutting_down = True
+        pool_metrics.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pool_metrics
         # Queued link requests become mails first; both share the one grace period.
         grace_left = await state.link_requests.stop(MAIL_SHUTDOWN_GRACE_SECONDS)
-        await app.state.mailer.wait_idle(grace_left)
+        await state.mailer.wait_idle(grace_left)
         await app.state.rate_limiter.aclose()
         if app.state.sqlite_reader is not None:
             app.state.sqlite_reader.close()
+        health_state.restore_signals()
+        metrics.mark_worker_gone()
+        flush_logs()
 
 
 def with_logout_documented_as_204(router: APIRouter) -> APIRouter:
@@ -245,7 +340,7 @@ async def invalid_current_password(request: Request, exc: Exception) -> JSONResp
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service for `settings` (read from the environment when not given)."""
     settings = settings or load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings)
     mask_query_in_access_log()
     settings = resolve_secret(settings)
 
@@ -254,11 +349,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.password_hasher = PasswordHasher(settings)
     app.state.mailer = Mailer(settings)
     app.state.link_requests = LinkRequests()
+    app.state.health = Health(settings.shutdown_drain_seconds)
 
     app.add_exception_handler(InvalidCurrentPassword, invalid_current_password)
     app.add_exception_handler(LastSuperuser, last_superuser)
     app.add_exception_handler(StarletteHTTPException, http_error)
     add_http_hygiene(app, settings)
+    # Outermost, so its duration and status include every other layer's work.
+    app.add_middleware(
+        RequestMiddleware, trusted_proxies=settings.trusted_proxies, access_log=settings.access_log
+    )
 
     # The example's routers, prefixes and tags; the auth routes are rate-limited
     # (`app/ratelimit.py` says which route is limited how).
@@ -298,6 +398,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=BODY_TOO_LARGE_RESPONSES,
     )
     app.include_router(router)
+    app.include_router(health.router)
+    app.add_api_route("/metrics", metrics.metrics_endpoint, include_in_schema=False)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_FILES), name="static")
 

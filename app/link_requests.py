@@ -20,7 +20,8 @@ from app.mail import redact
 logger = logging.getLogger(__name__)
 
 LinkKind = Literal["reset_password", "verify"]
-SendLink = Callable[[LinkKind, str], Awaitable[None]]
+# The request rides along so the mail and audit lines name it (request id, client IP).
+SendLink = Callable[[LinkKind, str, Request | None], Awaitable[None]]
 # Requests waiting beyond this many are dropped (and logged); the rate limits keep the
 # queue far shorter than this in practice.
 QUEUE_SIZE = 1000
@@ -30,17 +31,17 @@ class LinkRequests:
     """A queue of (kind, address) drained by one task: `start` it, `ask`, then `stop` it."""
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[tuple[LinkKind, str]] = asyncio.Queue(QUEUE_SIZE)
+        self.queue: asyncio.Queue[tuple[LinkKind, str, Request | None]] = asyncio.Queue(QUEUE_SIZE)
         self.worker: asyncio.Task[None] | None = None
 
     def start(self, send_link: SendLink) -> None:
-        """Start the task that calls `send_link(kind, address)` for each request, in order."""
+        """Start the task that calls `send_link(kind, address, request)` for each, in order."""
         self.worker = asyncio.get_running_loop().create_task(self._drain(send_link))
 
-    def ask(self, kind: LinkKind, email: str) -> None:
+    def ask(self, kind: LinkKind, email: str, request: Request | None = None) -> None:
         """Queue a request; the caller goes on at once, whatever the address."""
         try:
-            self.queue.put_nowait((kind, email))
+            self.queue.put_nowait((kind, email, request))
         except asyncio.QueueFull:
             logger.error("Link request queue full; dropped a %s link for %s.", kind, redact(email))
 
@@ -67,9 +68,9 @@ class LinkRequests:
 
     async def _drain(self, send_link: SendLink) -> None:
         while True:
-            kind, email = await self.queue.get()
+            kind, email, request = await self.queue.get()
             try:
-                await send_link(kind, email)
+                await send_link(kind, email, request)
             except Exception:  # one failure must not stop the links of everyone after it
                 logger.exception("Handling a %s link request for %s failed.", kind, redact(email))
             finally:

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from app import metrics
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -99,19 +100,27 @@ class Mailer:
         message.add_alternative(html, subtype="html")
         return message
 
-    def send_soon(self, message: EmailMessage) -> None:
-        """Deliver `message` in a task of its own; the caller goes on at once."""
-        task = asyncio.get_running_loop().create_task(self.deliver(message))
+    def send_soon(self, message: EmailMessage, request_id: str | None = None) -> None:
+        """Deliver `message` in a task of its own; the caller goes on at once.
+
+        `request_id` is the request that caused the mail: every log line of the delivery
+        carries it, wherever the delivery runs.
+        """
+        task = asyncio.get_running_loop().create_task(self.deliver(message, request_id))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def deliver(self, message: EmailMessage) -> bool:
+    async def deliver(self, message: EmailMessage, request_id: str | None = None) -> bool:
         """Send `message` now, retrying; log the outcome with the address redacted."""
         to, subject = str(message["To"]), str(message["Subject"])
         settings = self.settings
+        log: dict[str, object] = {"request_id": request_id} if request_id else {}
         if settings.smtp_host is None:
+            # Development only (production requires SMTP_HOST): the link must be readable.
             logger.info(
-                "SMTP_HOST is not set; this mail is logged, not sent:\n%s", readable(message)
+                "SMTP_HOST is not set; this mail is logged, not sent:\n%s",
+                readable(message),
+                extra={**log, "whole_mail": True},
             )
             return True
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
@@ -135,16 +144,20 @@ class Mailer:
                 logger.warning(
                     "Sending %r to %s failed (attempt %d of %d): %s: %s",
                     subject, redact(to), attempt, settings.mail_send_attempts,
-                    type(exc).__name__, reason,
+                    type(exc).__name__, reason, extra=log,
                 )  # fmt: skip
                 if is_permanent(exc):
                     break
                 if attempt < settings.mail_send_attempts:
                     await asyncio.sleep(settings.mail_retry_delay_seconds * 2 ** (attempt - 1))
             else:
-                logger.info("Sent %r to %s.", subject, redact(to))
+                metrics.MAILS.labels("sent").inc()
+                logger.info("Sent %r to %s.", subject, redact(to), extra=log)
                 return True
-        logger.error("Gave up sending %r to %s after %d attempt(s).", subject, redact(to), attempt)
+        metrics.MAILS.labels("failed").inc()
+        logger.error(
+            "Gave up sending %r to %s after %d attempt(s).", subject, redact(to), attempt, extra=log
+        )
         return False
 
     async def wait_idle(self, grace_seconds: float | None = None) -> None:

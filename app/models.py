@@ -145,3 +145,70 @@ class UserUpdate(schemas.BaseUserUpdate):
         if value is None:
             raise ValueError("may be omitted but not null")
         return value
+
+
+AUDIT_ACTIONS = (
+    "register",
+    "login",
+    "login_failed",
+    "logout",
+    "password_change",
+    "password_reset_requested",
+    "password_reset",
+    "email_change",
+    "verify",
+    "user_updated_by_admin",
+    "user_deleted",
+    "rate_limited",
+    # Written by sessions (refresh tokens) once they exist.
+    "refresh_reuse",
+    "sessions_revoked",
+)
+USER_AGENT_MAX_LENGTH = 255
+
+
+class AuditEvent(Model):
+    """A security event: who did what to which account, when, from where, with what outcome.
+
+    `id` grows with time, so it orders events and serves as the pagination cursor.
+    `details` holds a few facts (field names, a redacted address), never a secret.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+    action = fields.CharField(max_length=32)
+    outcome = fields.CharField(max_length=32, default="success")
+    actor_id = fields.UUIDField(null=True)
+    subject_id = fields.UUIDField(null=True)
+    client_ip = fields.CharField(max_length=45, null=True)
+    user_agent = fields.CharField(max_length=USER_AGENT_MAX_LENGTH, null=True)
+    request_id = fields.CharField(max_length=128, null=True)
+    details: fields.Field[dict[str, Any]] = fields.JSONField(default=dict)
+
+    class Meta:
+        table = "audit_event"
+        indexes = (("subject_id", "id"), ("action", "id"))
+
+
+class AuditEventRead(PydanticModel):
+    """An audit event as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True, orig_model=AuditEvent)  # type: ignore[typeddict-unknown-key]
+
+    id: int
+    created_at: datetime
+    action: str
+    outcome: str
+    actor_id: uuid.UUID | None
+    subject_id: uuid.UUID | None
+    client_ip: str | None
+    user_agent: str | None
+    request_id: str | None
+    details: dict[str, Any]
+
+
+class AuditEventPage(PydanticModel):
+    """One page of audit events, newest first; pass `next_cursor` as `cursor` for the next."""
+
+    items: list[AuditEventRead]
+    next_cursor: str | None

@@ -225,7 +225,7 @@ def ask_for_link(
             request, "Ask for a new link", "That does not look like an e-mail address.",
             action.path,
         )  # fmt: skip
-    link_requests.ask(kind, address)
+    link_requests.ask(kind, address, request)
     return render(
         request, "message.html", title="Check your inbox",
         text=f"If {address} belongs to an account that needs it, a new link is on its way.",

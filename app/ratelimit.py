@@ -24,6 +24,8 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
+from app import audit, metrics
+from app.audit import Event
 from app.models import normalize_email
 from app.security import client_ip
 from app.settings import Settings
@@ -36,6 +38,10 @@ STORAGE_ERROR_LOG_INTERVAL = 60.0
 # After Redis failed, count in memory this long before trying it again (seconds), so an
 # outage does not cost every request a connection timeout.
 STORAGE_RETRY_INTERVAL = 5.0
+# A client kept hitting a limit gets one `rate_limited` audit event per route, scope and
+# address this often (seconds), so a flood of refusals is not a flood of writes.
+AUDIT_INTERVAL = 60.0
+AUDIT_MEMORY = 10_000
 
 
 @dataclass(frozen=True)
@@ -67,9 +73,11 @@ LIMITED_ROUTES = {
 class RateLimited(Exception):
     """A limit is used up; the client may retry after `retry_after` seconds."""
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, route: str, scope: str) -> None:
         super().__init__(retry_after)
         self.retry_after = retry_after
+        self.route = route
+        self.scope = scope  # "ip" or "account"
 
 
 def parse_limits(text: str) -> list[RateLimitItem]:
@@ -121,6 +129,7 @@ class RateLimiter:
         self.fallback = MovingWindowRateLimiter(MemoryStorage())
         self.storage_error_logged_at = -math.inf
         self.storage_down_until = -math.inf
+        self.audited_at: dict[tuple[str, str, str], float] = {}
 
     async def hit(self, route: str, ip: str, account: str | None) -> None:
         """Count one request; raise `RateLimited` when a limit of `route` is used up."""
@@ -135,7 +144,19 @@ class RateLimiter:
                 logger.warning(
                     "Rate limit %s per %s reached on %s (client %s).", item, kind, route, ip
                 )
-                raise RateLimited(retry_after)
+                metrics.RATE_LIMIT_REFUSALS.labels(route, kind).inc()
+                raise RateLimited(retry_after, route, kind)
+
+    def first_refusal_lately(self, route: str, scope: str, ip: str) -> bool:
+        """Whether this refusal is the first for (route, scope, ip) in AUDIT_INTERVAL."""
+        now = time.monotonic()
+        key = (route, scope, ip)
+        if now - self.audited_at.get(key, -math.inf) < AUDIT_INTERVAL:
+            return False
+        if len(self.audited_at) >= AUDIT_MEMORY:
+            self.audited_at.clear()
+        self.audited_at[key] = now
+        return True
 
     async def _hit(self, item: RateLimitItem, *identifiers: str) -> bool:
         if time.monotonic() < self.storage_down_until:
@@ -205,9 +226,15 @@ async def enforce_rate_limits(
     account = None
     if route.account_field is not None:
         account = await requested_account(request, route)
+    ip = client_ip(request, settings.trusted_proxies)
     try:
-        await limiter.hit(route.name, client_ip(request, settings.trusted_proxies), account)
+        await limiter.hit(route.name, ip, account)
     except RateLimited as exc:
+        if route.name == "login":
+            await audit.record_login(request, "rate_limited")
+        if limiter.first_refusal_lately(exc.route, exc.scope, ip):
+            details = {"route": exc.route, "scope": exc.scope}
+            await audit.record(Event("rate_limited", details, outcome="refused"), request)
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             detail=TOO_MANY_REQUESTS,

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_format: Literal["json", "text"] | None = None  # text in development, JSON in production
+    access_log: bool = True
+    metrics_enabled: bool = False
+    metrics_token: SecretStr | None = None
+    audit_retention_days: int = Field(default=90, ge=1)
+    shutdown_drain_seconds: float = Field(default=0, ge=0, le=300)
     password_min_length: int = Field(default=8, ge=1)
     # OWASP's argon2id baseline (m=19 MiB, t=2, p=1): see README, "Password hashing".
     password_hash_time_cost: int = Field(default=2, ge=1)
@@ -157,6 +163,18 @@ class Settings(BaseSettings):
     def _lowercase_smtp_tls(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lowercase_log_format(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("smtp_host", "smtp_username", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -199,6 +217,13 @@ class Settings(BaseSettings):
         if self.smtp_port is not None:
             return self.smtp_port
         return {"starttls": 587, "tls": 465, "none": 25}[self.smtp_tls]
+
+    @property
+    def log_format_or_default(self) -> Literal["json", "text"]:
+        """LOG_FORMAT, or JSON in production and text in development."""
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.environment == "production" else "text"
 
     @property
     def jwt_secret(self) -> str:

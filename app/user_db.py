@@ -70,7 +70,9 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
 
     E-mails are stored normalized and matched exactly, so every lookup is served by
     the unique index. The database's unique constraint, not a prior check, decides
-    whether an e-mail is taken: concurrent writers get `UserAlreadyExists`.
+    whether an e-mail is taken: concurrent writers get `UserAlreadyExists`. Writes run in
+    a transaction of their own, a savepoint inside the caller's, so a refused write
+    leaves the caller's transaction usable (PostgreSQL aborts a transaction on an error).
     """
 
     def __init__(self, sqlite_reader: SQLiteReader | None = None) -> None:
@@ -115,7 +117,8 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
         """Insert a user; raises `UserAlreadyExists` if the e-mail is taken."""
         values = self._normalized(create_dict)
         try:
-            user = await User.create(**values)
+            async with in_transaction():
+                user = await User.create(**values)
         except IntegrityError:
             await self._raise_if_email_taken(values)
             raise
@@ -132,25 +135,21 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
         if values.get("is_superuser") is False or values.get("is_active") is False:
             async with in_transaction() as connection:
                 await keep_a_superuser(connection, user.id)
-                await self._write(connection, user, values)
+                await self._write(user, values)
         elif values:
-            await self._write(None, user, values)
+            await self._write(user, values)
         updated = await User.get_or_none(id=user.id)
         if updated is None:
             raise UserNotExists()
         return UserDB.model_validate(updated)
 
-    async def _write(
-        self, connection: BaseDBAsyncClient | None, user: UserDB, values: dict[str, Any]
-    ) -> None:
-        # Only the given columns are written, so concurrent updates of other
-        # fields are not overwritten with stale values.
+    async def _write(self, user: UserDB, values: dict[str, Any]) -> None:
+        # Only the given columns are written, so concurrent updates of other fields are
+        # not overwritten with stale values. A savepoint inside a caller's transaction:
+        # on PostgreSQL a failed statement would otherwise abort the whole transaction.
         try:
-            await (
-                User.filter(id=user.id)
-                .using_db(connection)
-                .update(**values, updated_at=datetime.now(UTC))
-            )
+            async with in_transaction():
+                await User.filter(id=user.id).update(**values, updated_at=datetime.now(UTC))
         except IntegrityError:
             await self._raise_if_email_taken(values)
             raise

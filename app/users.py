@@ -18,9 +18,13 @@ from fastapi_users import (
 )
 from fastapi_users.authentication import AuthenticationBackend, BearerTransport, JWTStrategy
 from fastapi_users.jwt import decode_jwt, generate_jwt
+from tortoise.transactions import in_transaction
 
+from app import audit
+from app.audit import Event
 from app.db import get_user_db
 from app.link_requests import LinkKind
+from app.logs import note_user, request_id_of
 from app.mail import Mailer, describe_lifetime, redact
 from app.models import UserDB, normalize_email
 from app.password_policy import password_problem
@@ -43,6 +47,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
 
     Every method that hashes or verifies a password is overridden to await
     `PasswordHasher`, which works in threads; upstream hashes on the event loop.
+    Every change of an account commits together with its audit event (`app/audit.py`).
     """
 
     def __init__(
@@ -51,11 +56,14 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
         settings: Settings,
         hasher: PasswordHasher,
         mailer: Mailer,
+        request: Request | None = None,
     ) -> None:
         super().__init__(user_db, NoInlineHashing())
         self.settings = settings
         self.hasher = hasher
         self.mailer = mailer
+        self.request = request  # the request this manager serves, for the audit trail
+        self._next_update_events: tuple[Event, ...] = ()
         self.reset_password_token_secret = settings.jwt_secret
         self.reset_password_token_lifetime_seconds = settings.reset_password_token_lifetime_seconds
         self.verification_token_secret = settings.jwt_secret
@@ -68,14 +76,19 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
         except exceptions.UserNotExists:
             # Spend the time of a verify anyway, so timing does not tell who has an account.
             await self.hasher.hash(credentials.password)
+            await audit.record_login(self.request, "bad_credentials")
             return None
         verified, new_hash = await self.hasher.verify_and_update(
             credentials.password, user.hashed_password
         )
         if not verified:
+            await audit.record_login(self.request, "bad_credentials", user.id)
             return None
         if new_hash is not None:
             await self.user_db.update(user, {"hashed_password": new_hash})
+        if not user.is_active:
+            # FastAPI Users' login route refuses it next, with LOGIN_BAD_CREDENTIALS.
+            await audit.record_login(self.request, "inactive", user.id)
         return user
 
     async def create(
@@ -91,7 +104,9 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
         else:
             user_dict = user_create.create_update_dict_superuser()  # type: ignore[no-untyped-call]
         user_dict["hashed_password"] = await self.hasher.hash(user_dict.pop("password"))
-        created_user = await self.user_db.create(user_dict)
+        async with in_transaction():
+            created_user = await self.user_db.create(user_dict)
+            await audit.record(Event("register"), request, subject_id=created_user.id)
         await self.on_after_register(created_user, request)
         return created_user
 
@@ -116,7 +131,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
     ) -> UserDB:
         """Set a new password with a reset token; the token dies with the old password."""
         user = await self.reset_token_user(token)
-        updated_user = await self._update(user, {"password": password})
+        updated_user = await self._update(user, {"password": password}, [Event("password_reset")])
         await self.on_after_reset_password(user, request)
         return updated_user
 
@@ -142,8 +157,28 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
             raise exceptions.UserInactive()
         return user
 
-    async def _update(self, user: UserDB, update_dict: dict[str, Any]) -> UserDB:
-        # As upstream, but the new password is hashed off the event loop.
+    async def verify(self, token: str, request: Request | None = None) -> UserDB:
+        """Upstream's verification; its update commits with a `verify` event."""
+        self._next_update_events = (Event("verify"),)
+        try:
+            return await super().verify(token, request)
+        finally:
+            self._next_update_events = ()
+
+    async def delete(self, user: UserDB, request: Request | None = None) -> None:
+        """Delete the user; the deletion commits with a `user_deleted` event."""
+        await self.on_before_delete(user, request)
+        async with in_transaction():
+            await self.user_db.delete(user)
+            await audit.record(Event("user_deleted"), request, subject_id=user.id)
+        await self.on_after_delete(user, request)
+
+    async def _update(
+        self, user: UserDB, update_dict: dict[str, Any], events: list[Event] | None = None
+    ) -> UserDB:
+        # As upstream, but the new password is hashed off the event loop, and the
+        # change commits together with its audit events.
+        events = list(events if events is not None else self._next_update_events)
         values: dict[str, Any] = {}
         for field, value in update_dict.items():
             if field == "email" and value != user.email:
@@ -156,7 +191,11 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
                 values["hashed_password"] = await self.hasher.hash(value)
             else:
                 values[field] = value
-        return await self.user_db.update(user, values)
+        async with in_transaction():
+            updated = await self.user_db.update(user, values)
+            for event in events:
+                await audit.record(event, self.request, subject_id=user.id)
+        return updated
 
     async def validate_password(self, password: str, user: schemas.BaseUserCreate | UserDB) -> None:
         """Apply the password policy (`app/password_policy.py`) on register, reset and update."""
@@ -190,15 +229,24 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
         """Log the new account."""
         logger.info("User %s has registered.", user.id)
 
+    async def on_after_login(
+        self, user: UserDB, request: Request | None = None, response: Any = None
+    ) -> None:
+        """Count and audit the sign-in."""
+        note_user(user.id)
+        await audit.record_login(request, "success", user.id)
+
     async def on_after_forgot_password(
         self, user: UserDB, token: str, request: Request | None = None
     ) -> None:
-        """Mail the reset link."""
+        """Audit the request and mail the reset link."""
         logger.info("User %s has forgot their password.", user.id)
+        await audit.record(Event("password_reset_requested"), request, subject_id=user.id)
         lifetime = describe_lifetime(self.reset_password_token_lifetime_seconds)
         link = self.mailer.link("/reset-password", token)
         self.mailer.send_soon(
-            self.mailer.build("reset_password", user.email, link=link, lifetime=lifetime)
+            self.mailer.build("reset_password", user.email, link=link, lifetime=lifetime),
+            request_id=request_id_of(request),
         )
 
     async def on_after_request_verify(
@@ -208,11 +256,16 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
         logger.info("Verification requested for user %s.", user.id)
         lifetime = describe_lifetime(self.verification_token_lifetime_seconds)
         link = self.mailer.link("/verify", token)
-        self.mailer.send_soon(self.mailer.build("verify", user.email, link=link, lifetime=lifetime))
+        self.mailer.send_soon(
+            self.mailer.build("verify", user.email, link=link, lifetime=lifetime),
+            request_id=request_id_of(request),
+        )
 
     async def on_after_reset_password(self, user: UserDB, request: Request | None = None) -> None:
         """Tell the owner that the password was changed."""
-        self.mailer.send_soon(self.mailer.build("password_changed", user.email))
+        self.mailer.send_soon(
+            self.mailer.build("password_changed", user.email), request_id=request_id_of(request)
+        )
 
     async def update(
         self,
@@ -228,14 +281,43 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
         """
         if safe:
             await self.check_current_password(user_update, user)
-        updated = await super().update(user_update, user, safe, request)
+            changes = user_update.create_update_dict()  # type: ignore[no-untyped-call]
+        else:
+            changes = user_update.create_update_dict_superuser()  # type: ignore[no-untyped-call]
+        updated = await self._update(user, changes, self.update_events(user, changes, safe))
+        await self.on_after_update(updated, changes, request)
+        request_id = request_id_of(request)
         if updated.email != user.email:
             self.mailer.send_soon(
-                self.mailer.build("email_changed", user.email, new_email=redact(updated.email))
+                self.mailer.build("email_changed", user.email, new_email=redact(updated.email)),
+                request_id=request_id,
             )
         if user_update.password is not None:
-            self.mailer.send_soon(self.mailer.build("password_changed", updated.email))
+            self.mailer.send_soon(
+                self.mailer.build("password_changed", updated.email), request_id=request_id
+            )
         return updated
+
+    @staticmethod
+    def update_events(user: UserDB, changes: dict[str, Any], safe: bool) -> list[Event]:
+        """The audit events of an update: one's own password or e-mail, or an admin's edit.
+
+        Details name the changed fields and redacted addresses, never a value that matters.
+        """
+        new_email = changes.get("email")
+        email_changed = new_email is not None and normalize_email(new_email) != user.email
+        if not safe:
+            fields = sorted(
+                name for name, value in changes.items() if name != "password" or value is not None
+            )
+            return [Event("user_updated_by_admin", {"fields": fields})] if fields else []
+        events = []
+        if changes.get("password") is not None:
+            events.append(Event("password_change"))
+        if email_changed:
+            old, new = redact(user.email), redact(str(new_email))
+            events.append(Event("email_change", {"old": old, "new": new}))
+        return events
 
     async def forgot_password_by_email(self, email: str, request: Request | None = None) -> None:
         """Mail a reset link if an active account has `email`; otherwise do nothing.
@@ -261,12 +343,12 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
         ):
             logger.info("Verification asked for %s: nothing to verify.", redact(email))
 
-    async def send_link(self, kind: LinkKind, email: str) -> None:
+    async def send_link(self, kind: LinkKind, email: str, request: Request | None = None) -> None:
         """Mail the `kind` link to the account with `email`, if it should have one."""
         if kind == "reset_password":
-            await self.forgot_password_by_email(email)
+            await self.forgot_password_by_email(email, request)
         else:
-            await self.request_verify_by_email(email)
+            await self.request_verify_by_email(email, request)
 
     async def verify_token_user(self, token: str) -> UserDB:
         """The user a live verification token is for, changing nothing (the verify page).
@@ -303,7 +385,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
 async def get_user_manager(request: Request, user_db: UserDatabaseDep) -> UserManager:
     """Provide the user manager to FastAPI Users."""
     state = request.app.state
-    return UserManager(user_db, state.settings, state.password_hasher, state.mailer)
+    return UserManager(user_db, state.settings, state.password_hasher, state.mailer, request)
 
 
 UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
@@ -312,10 +394,32 @@ UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
 bearer_transport = BearerTransport(tokenUrl="auth/jwt/login")
 
 
+class ObservedJWTStrategy(JWTStrategy[UserDB, uuid.UUID]):
+    """JWTs whose reader notes the user for the access log, and whose logout is audited."""
+
+    def __init__(self, secret: str, lifetime_seconds: int, request: Request) -> None:
+        super().__init__(secret=secret, lifetime_seconds=lifetime_seconds)
+        self.request = request
+
+    async def read_token(
+        self, token: str | None, user_manager: BaseUserManager[UserDB, uuid.UUID]
+    ) -> UserDB | None:
+        """The token's user, noted as the request's user."""
+        user = await super().read_token(token, user_manager)
+        if user is not None:
+            note_user(user.id)
+        return user
+
+    async def destroy_token(self, token: str, user: UserDB) -> None:
+        """Audit the logout; a JWT itself cannot be revoked (it expires)."""
+        await audit.record_logout(self.request, user.id)
+        await super().destroy_token(token, user)
+
+
 async def get_jwt_strategy(request: Request) -> JWTStrategy[UserDB, uuid.UUID]:
     """JWTs signed with SECRET, valid for JWT_LIFETIME_SECONDS (3600 by default)."""
     settings: Settings = request.app.state.settings
-    return JWTStrategy(secret=settings.jwt_secret, lifetime_seconds=settings.jwt_lifetime_seconds)
+    return ObservedJWTStrategy(settings.jwt_secret, settings.jwt_lifetime_seconds, request)
 
 
 auth_backend = AuthenticationBackend(
@@ -327,3 +431,4 @@ auth_backend = AuthenticationBackend(
 fastapi_users = FastAPIUsers[UserDB, uuid.UUID](get_user_manager, [auth_backend])
 
 current_active_user = fastapi_users.current_user(active=True)
+current_superuser = fastapi_users.current_user(active=True, superuser=True)

@@ -49,6 +49,7 @@ class Server:
 
     target: str
     env: dict[str, str]
+    log: Path | None = None  # where its stderr goes (inherited when None)
     port: int = field(default_factory=lambda: free_port())
     process: subprocess.Popen[bytes] | None = None
 
@@ -59,12 +60,15 @@ class Server:
 
     def start(self) -> None:
         """Start it and wait (bounded) until it answers."""
+        stderr = self.log.open("ab") if self.log is not None else None
         self.process = subprocess.Popen(  # noqa: S603 (this venv's uvicorn, fixed arguments)
             [sys.executable, "-m", "uvicorn", self.target, "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", "1", "--no-access-log",
              "--log-level", "warning"],
-            cwd=ROOT, env=self.env,
+            cwd=ROOT, env=self.env, stderr=stderr,
         )  # fmt: skip
+        if stderr is not None:
+            stderr.close()  # the child has its own descriptor
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -75,6 +79,12 @@ class Server:
             except httpx.TransportError:
                 time.sleep(0.2)
         raise SystemExit(f"{self.target} did not answer within {STARTUP_SECONDS} s")
+
+    def cpu_seconds(self) -> float:
+        """CPU time the process has used so far (user and system)."""
+        assert self.process is not None
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
     def peak_rss_mib(self) -> float:
         """The process's peak resident memory so far (VmHWM)."""
@@ -204,7 +214,11 @@ def run(seconds: float) -> dict[str, Any]:
         "ENVIRONMENT": "production",
         "SECRET": secret,
         "DATABASE_URL": f"sqlite://{database}",
-        "LOG_LEVEL": "warning",
+        # Production logging: a JSON access line per request (to a file, as a log
+        # shipper would collect it). ACCESS_LOG=false make bench measures without it.
+        "LOG_LEVEL": "info",
+        "LOG_FORMAT": "json",
+        "ACCESS_LOG": os.environ.get("ACCESS_LOG", "true"),
         # The bench measures the routes themselves: one client on loopback would be
         # rate-limited within seconds. Only the forgot-password timing sends mail, to a
         # port nothing listens on: one attempt each, and no waiting at shutdown.
@@ -214,17 +228,23 @@ def run(seconds: float) -> dict[str, Any]:
         "SMTP_HOST": "127.0.0.1",
         "MAIL_FROM": "bench@example.com",
     }
-    subprocess.run(  # noqa: S603 (this venv's aerich)
-        [str(Path(sys.executable).with_name("aerich")), "upgrade"],
-        cwd=ROOT, env=service_env, check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    service = Server("app.app:app", service_env)
+    # The same service without its audit trail, on a database of its own, to measure
+    # what auditing costs login and registration.
+    no_audit_env = {**service_env, "DATABASE_URL": f"sqlite://{workdir / 'no-audit.sqlite3'}"}
+    for env in (service_env, no_audit_env):
+        subprocess.run(  # noqa: S603 (this venv's aerich)
+            [str(Path(sys.executable).with_name("aerich")), "upgrade"],
+            cwd=ROOT, env=env, check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+    service = Server("app.app:app", service_env, workdir / "service.log")
+    no_audit = Server("bench.no_audit:app", no_audit_env, workdir / "no-audit.log")
     floor = Server("bench.floor:app", {**os.environ, "SECRET": secret})
     defaults = Settings(_env_file=None, secret=secret)  # type: ignore[call-arg]
     figures: dict[str, Any] = {"verify_s": verify_seconds(defaults)}
 
-    with serving(service, floor):
-        httpx.post(f"{service.url}/auth/register", json={"email": EMAIL, "password": PASSWORD})
+    with serving(service, no_audit, floor):
+        for server in (service, no_audit):
+            httpx.post(f"{server.url}/auth/register", json={"email": EMAIL, "password": PASSWORD})
         login = httpx.post(
             f"{service.url}/auth/jwt/login", data={"username": EMAIL, "password": PASSWORD}
         )
@@ -240,15 +260,25 @@ def run(seconds: float) -> dict[str, Any]:
             "authenticated_get_c32": (f"{service.url}/authenticated-route", "get.lua", 32),
             "users_me_c32": (f"{service.url}/users/me", "get.lua", 32),
             "login_c8_1_user": (f"{service.url}/auth/jwt/login", "login.lua", 8),
+            "login_c8_no_audit": (f"{no_audit.url}/auth/jwt/login", "login.lua", 8),
             "register_c8_1_user": (f"{service.url}/auth/register", "register.lua", 8),
+            "register_c8_no_audit": (f"{no_audit.url}/auth/register", "register.lua", 8),
             "register_c32": (f"{service.url}/auth/register", "register.lua", 32),
             "users_me_alone_c1": (f"{service.url}/users/me", "get.lua", 1),
         }
         for name, (url, script, connections) in steps.items():
             log.info("%s ...", name)
+            server = no_audit if url.startswith(f"{no_audit.url}/") else service
+            cpu_before = server.cpu_seconds()
             # Registration addresses are unique per run and step.
             figures[name] = wrk(
                 url, script, connections, seconds, {**env, "BENCH_PREFIX": f"{run_id}-{name}"}
+            )
+            # CPU per request: what a step costs, much steadier than req/s on a busy machine.
+            figures[name]["cpu_ms_per_request"] = (
+                (server.cpu_seconds() - cpu_before) * 1000 / max(figures[name]["requests"], 1)
+                if url.startswith(f"{server.url}/")
+                else None
             )
 
         log.info("users_me_during_login_storm_c1 ...")
@@ -274,6 +304,10 @@ def run(seconds: float) -> dict[str, Any]:
             next_request_ms(service.url, EMAIL)
         )
         figures["service_peak_rss_mib"] = service.peak_rss_mib()
+        log_file = workdir / "service.log"
+        figures["access_log_lines"] = sum(
+            '"logger":"app.access"' in line for line in log_file.read_text().splitlines()
+        )
         figures["floor_peak_rss_mib"] = floor.peak_rss_mib()
     return figures
 
@@ -290,6 +324,13 @@ def summarize(figures: dict[str, Any]) -> dict[str, Any]:
         "authenticated_get_vs_floor": steps["authenticated_get_c32"]["rps"] / floor["rps"],
         "users_me_vs_floor": steps["users_me_c32"]["rps"] / floor["rps"],
         "login_vs_hashing_limit": steps["login_c8_1_user"]["rps"] / hashing_limit,
+        "login_audit_vs_none": steps["login_c8_1_user"]["rps"] / steps["login_c8_no_audit"]["rps"],
+        "register_audit_vs_none": steps["register_c8_1_user"]["rps"]
+        / steps["register_c8_no_audit"]["rps"],
+        "login_audit_cpu_vs_none": steps["login_c8_1_user"]["cpu_ms_per_request"]
+        / steps["login_c8_no_audit"]["cpu_ms_per_request"],
+        "register_audit_cpu_vs_none": steps["register_c8_1_user"]["cpu_ms_per_request"]
+        / steps["register_c8_no_audit"]["cpu_ms_per_request"],
         "users_me_p99_storm_vs_alone": steps["users_me_during_login_storm_c1"]["p99_ms"]
         / steps["users_me_alone_c1"]["p99_ms"],
         "login_100k_vs_1": steps["login_c8_100k_users"]["rps"] / steps["login_c8_1_user"]["rps"],
@@ -324,6 +365,11 @@ def table(figures: dict[str, Any], summary: dict[str, Any]) -> str:
         f"- authenticated GET: {summary['authenticated_get_vs_floor']:.2f} x floor; "
         f"/users/me: {summary['users_me_vs_floor']:.2f} x floor",
         f"- login at 8 connections: {summary['login_vs_hashing_limit']:.2f} x hashing limit",
+        f"- with the audit trail vs without: login {summary['login_audit_vs_none']:.2f}x, "
+        f"register {summary['register_audit_vs_none']:.2f}x req/s; CPU per request "
+        f"login {summary['login_audit_cpu_vs_none']:.3f}x, "
+        f"register {summary['register_audit_cpu_vs_none']:.3f}x",
+        f"- JSON access lines written by the service: {figures['access_log_lines']}",
         f"- /users/me p99 during the login storm: {summary['users_me_p99_storm_vs_alone']:.2f}"
         " x alone",
         f"- with {SEEDED_USERS} users vs 1: login {summary['login_100k_vs_1']:.2f}x, "

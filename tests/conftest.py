@@ -7,7 +7,12 @@ run; elsewhere its tests are skipped with the reason.
 """
 
 import asyncio
+import contextlib
+import io
+import json
+import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -33,8 +38,9 @@ from tortoise.contrib.fastapi import RegisterTortoise
 from app.app import create_app
 from app.db import tortoise_config
 from app.link_requests import LinkRequests
+from app.logs import JsonFormatter, make_handler
 from app.mail import Mailer
-from app.models import User, UserCreate, UserDB
+from app.models import AuditEvent, User, UserCreate, UserDB
 from app.settings import Settings
 from app.user_db import TortoiseUserDatabase
 from app.users import UserManager
@@ -291,8 +297,9 @@ def forget_cached_sql() -> None:
 
 
 async def clear_rows() -> None:
-    """Delete every user, leaving the migrated schema in place."""
+    """Delete every user and audit event, leaving the migrated schema in place."""
     await User.all().delete()
+    await AuditEvent.all().delete()
 
 
 @pytest.fixture
@@ -453,3 +460,108 @@ def assert_error(response: httpx.Response, code: str, status: int = 400) -> None
     """`response` is FastAPI Users' error `code` (`{"detail": code}`) with `status`."""
     assert response.status_code == status, response.text
     assert response.json() == {"detail": code}
+
+
+class TcpRelay:
+    """A TCP relay to a server that can be cut, as if the server went away mid-run."""
+
+    def __init__(self, target_url: str, default_port: int = 6379) -> None:
+        parts = urlsplit(target_url)
+        self.scheme = parts.scheme
+        self.userinfo = parts.netloc.rpartition("@")[0]
+        self.target = (parts.hostname or "127.0.0.1", parts.port or default_port)
+        self.path = parts.path
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self, port: int = 0) -> str:
+        """Listen on `port` (any free one by default); returns the target URL via the relay."""
+        self.server = await asyncio.start_server(self.relay, "127.0.0.1", port)
+        self.port = self.server.sockets[0].getsockname()[1]
+        userinfo = f"{self.userinfo}@" if self.userinfo else ""
+        return f"{self.scheme}://{userinfo}127.0.0.1:{self.port}{self.path}"
+
+    async def relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        self.writers += [writer, upstream_writer]
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    async def cut(self) -> None:
+        """Stop listening and drop every connection."""
+        self.server.close()
+        for writer in self.writers:
+            writer.close()
+        await self.server.wait_closed()
+
+
+# What must never appear in a log line: the test password and secret, a JWT, a bearer
+# header, a link token, a whole e-mail address (the mailer logs `***@domain`).
+SECRET_PATTERNS = [
+    re.compile(re.escape(PASSWORD)),
+    re.compile(re.escape(TEST_SECRET)),
+    re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"),
+    re.compile(r"Bearer [A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"token=[A-Za-z0-9._-]{8,}"),
+    re.compile(r"(?<![*A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"),
+]
+# The mail addresses the settings themselves name (the sender), which may be logged.
+LOGGABLE_ADDRESSES = {"accounts@example.org", "noreply@localhost"}
+
+
+def leaks_in(line: str) -> list[str]:
+    """The secrets found in one formatted log line."""
+    found = []
+    for pattern in SECRET_PATTERNS:
+        for match in pattern.finditer(line):
+            if match.group(0) not in LOGGABLE_ADDRESSES:
+                found.append(match.group(0))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every test: no log record, formatted as the service writes it, holds a secret.
+
+    The development mailer's whole-mail record (`whole_mail`, only without SMTP_HOST, which
+    production requires) is the one place a link is logged, by design.
+    """
+    yield
+    formatter = JsonFormatter()
+    leaks = []
+    for record in caplog.get_records("setup") + caplog.get_records("call"):
+        if getattr(record, "whole_mail", False):
+            continue
+        line = formatter.format(record)
+        leaks += [(record.name, leak) for leak in leaks_in(line)]
+    assert not leaks, f"secrets in the log: {leaks}"
+
+
+@dataclass
+class LogLines:
+    """The service's own log output (handler from `app.logs.make_handler`), line by line."""
+
+    stream: io.StringIO
+
+    def json(self) -> list[dict[str, Any]]:
+        """Every line written so far, parsed as JSON."""
+        return [json.loads(line) for line in self.stream.getvalue().splitlines() if line]
+
+
+@pytest.fixture
+def log_lines(settings: Settings) -> Iterator[LogLines]:
+    """The JSON lines the service writes while the test runs (LOG_FORMAT=json)."""
+    stream = io.StringIO()
+    handler = make_handler(settings.model_copy(update={"log_format": "json"}), stream)
+    app_logger = logging.getLogger("app")
+    app_logger.addHandler(handler)
+    try:
+        yield LogLines(stream)
+    finally:
+        app_logger.removeHandler(handler)

@@ -70,7 +70,7 @@ async def test_a_failing_request_does_not_stop_the_ones_after_it(
 ) -> None:
     handled: list[str] = []
 
-    async def send_link(kind: LinkKind, email: str) -> None:
+    async def send_link(kind: LinkKind, email: str, request: object) -> None:
         if email == "broken@example.com":
             raise RuntimeError("the database went away")
         handled.append(email)

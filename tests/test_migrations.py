@@ -53,10 +53,11 @@ class Column(NamedTuple):
 
 @dataclass(frozen=True)
 class Table:
-    """What matters of a table: its columns, and the column lists of its unique indexes."""
+    """What matters of a table: its columns, and the column lists of its indexes."""
 
     columns: dict[str, Column]
     unique: frozenset[tuple[str, ...]]  # besides the primary key
+    indexes: frozenset[tuple[str, ...]] = frozenset()  # every index but the primary key
 
 
 @asynccontextmanager
@@ -71,22 +72,26 @@ async def connected(
         yield get_connection("default")
 
 
-async def read_user_table(conn: BaseDBAsyncClient) -> Table:
-    """The `user` table as the database describes it (no columns if it does not exist)."""
+async def read_user_table(conn: BaseDBAsyncClient, table: str = "user") -> Table:
+    """The `table` as the database describes it (no columns if it does not exist)."""
     dialect = conn.capabilities.dialect
+    unique, indexed = set(), set()
     if dialect == "sqlite":
-        rows = await conn.execute_query_dict('PRAGMA table_info("user")')
+        rows = await conn.execute_query_dict(f'PRAGMA table_info("{table}")')
         columns = {row["name"]: Column(row["type"], not row["notnull"], None) for row in rows}
-        unique = set()
-        for index in await conn.execute_query_dict('PRAGMA index_list("user")'):
-            if index["unique"] and index["origin"] != "pk":
+        for index in await conn.execute_query_dict(f'PRAGMA index_list("{table}")'):
+            if index["origin"] != "pk":
                 parts = await conn.execute_query_dict(f'PRAGMA index_info("{index["name"]}")')
-                unique.add(tuple(part["name"] for part in sorted(parts, key=lambda p: p["seqno"])))
+                names = tuple(part["name"] for part in sorted(parts, key=lambda p: p["seqno"]))
+                indexed.add(names)
+                if index["unique"]:
+                    unique.add(names)
     elif dialect == "postgres":
         rows = await conn.execute_query_dict(
             "SELECT column_name, data_type, character_maximum_length AS length,"
             " is_nullable, collation_name FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND table_name = 'user'"
+            " WHERE table_schema = current_schema() AND table_name = $1",
+            [table],
         )
         columns = {
             row["column_name"]: Column(
@@ -98,38 +103,46 @@ async def read_user_table(conn: BaseDBAsyncClient) -> Table:
         }
         indexes = await conn.execute_query_dict(
             "SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey, a.attnum))"
-            " AS columns FROM pg_index i JOIN pg_attribute a"
+            " AS columns, bool_and(i.indisunique) AS is_unique FROM pg_index i JOIN pg_attribute a"
             " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
-            """ WHERE i.indrelid = to_regclass('"user"') AND i.indisunique"""
-            " AND NOT i.indisprimary GROUP BY i.indexrelid"
+            " WHERE i.indrelid = to_regclass(quote_ident($1))"
+            " AND NOT i.indisprimary GROUP BY i.indexrelid",
+            [table],
         )
-        unique = {tuple(index["columns"]) for index in indexes}
+        unique = {tuple(index["columns"]) for index in indexes if index["is_unique"]}
+        indexed = {tuple(index["columns"]) for index in indexes}
     else:
         rows = await conn.execute_query_dict(
             "SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS nullable,"
             " COLLATION_NAME AS collation FROM information_schema.COLUMNS"
-            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'user'"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+            [table],
         )
         columns = {
             row["name"]: Column(row["type"], row["nullable"] == "YES", row["collation"])
             for row in rows
         }
         indexes = await conn.execute_query_dict(
-            "SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) AS columns"
+            "SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) AS columns,"
+            " MIN(NON_UNIQUE) AS non_unique"
             " FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()"
-            " AND TABLE_NAME = 'user' AND NON_UNIQUE = 0 AND INDEX_NAME <> 'PRIMARY'"
-            " GROUP BY INDEX_NAME"
+            " AND TABLE_NAME = %s AND INDEX_NAME <> 'PRIMARY'"
+            " GROUP BY INDEX_NAME",
+            [table],
         )
-        unique = {tuple(index["columns"].split(",")) for index in indexes}
-    return Table(columns, frozenset(unique))
+        indexed = {tuple(index["columns"].split(",")) for index in indexes}
+        unique = {
+            tuple(index["columns"].split(",")) for index in indexes if not index["non_unique"]
+        }
+    return Table(columns, frozenset(unique), frozenset(indexed))
 
 
-def user_table(database_url: str) -> Table:
-    """The `user` table of `database_url`."""
+def user_table(database_url: str, table: str = "user") -> Table:
+    """The `table` (`user` by default) of `database_url`."""
 
     async def read() -> Table:
         async with connected(database_url) as conn:
-            return await read_user_table(conn)
+            return await read_user_table(conn, table)
 
     return asyncio.run(read())
 
@@ -219,24 +232,33 @@ def test_upgrade_with_aerich_ini_matches_plain_upgrade(upgraded: dict[str, Migra
     assert applied_versions(ini.url) == applied_versions(plain.url)
 
 
-def test_downgrade_drops_user_table_and_upgrade_restores_it(
+def test_downgrade_reverts_each_migration_and_upgrade_restores_them(
     upgraded: dict[str, Migrated], aerich: Aerich
 ) -> None:
-    """`aerich downgrade --yes` reverts the (only) migration; upgrading again restores it."""
+    """`aerich downgrade --yes` reverts the last migration; `-v 0` the rest; upgrade restores."""
     url = upgraded["round_trip"].url
-    table = user_table(url)
+    table, audit = user_table(url), user_table(url, "audit_event")
+    files = migration_files()
 
-    result = aerich(url, "downgrade", "--yes")
+    last = aerich(url, "downgrade", "--yes")
 
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"Success downgrading to {migration_files()[-1]}" in result.stdout
+    assert last.returncode == 0, last.stdout + last.stderr
+    assert f"Success downgrading to {files[-1]}" in last.stdout
+    assert user_table(url, "audit_event").columns == {}
+    assert user_table(url) == table
+    assert applied_versions(url) == files[:-1]
+
+    rest = aerich(url, "downgrade", "-v", "0", "--yes")
+
+    assert rest.returncode == 0, rest.stdout + rest.stderr
     assert user_table(url).columns == {}
     assert applied_versions(url) == []
 
     aerich.upgrade(url)
 
     assert user_table(url) == table
-    assert applied_versions(url) == migration_files()
+    assert user_table(url, "audit_event") == audit
+    assert applied_versions(url) == files
 
 
 def test_migrate_detects_no_changes(migrated: Migrated, aerich: Aerich, tmp_path: Path) -> None:
@@ -281,6 +303,23 @@ def test_migrated_schema_matches_generated_schema(backend: Backend, migrated: Mi
         expected["email"] = expected["email"]._replace(collation="utf8mb4_bin")
     assert migrated_table.columns == expected
     assert migrated_table.unique == generated.unique
+
+
+def test_migrated_audit_table_matches_generated_schema(
+    backend: Backend, migrated: Migrated
+) -> None:
+    """The migrated `audit_event` table, with its filter and cursor indexes, is the model's."""
+    generated_url = backend.recreate("fastapi_users_generated_audit")
+
+    async def generate() -> Table:
+        async with connected(generated_url, generate_schemas=True) as conn:
+            return await read_user_table(conn, "audit_event")
+
+    generated = asyncio.run(generate())
+    migrated_table = user_table(migrated.url, "audit_event")
+
+    assert migrated_table == generated
+    assert {("subject_id", "id"), ("action", "id"), ("created_at",)} <= migrated_table.indexes
 
 
 def test_aerich_ini_matches_pyproject() -> None:

@@ -8,7 +8,6 @@ here, so only SQLite is used.
 """
 
 import asyncio
-import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -16,7 +15,6 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from ipaddress import ip_network
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -27,7 +25,7 @@ from app import ratelimit
 from app.models import UserDB
 from app.ratelimit import RateLimited, RateLimiter
 from app.settings import Settings
-from tests.conftest import PASSWORD, assert_error, free_port
+from tests.conftest import PASSWORD, TcpRelay, assert_error, free_port
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -454,42 +452,6 @@ async def test_instances_share_counts_through_redis(storage: Storage) -> None:
     finally:
         await first.aclose()
         await second.aclose()
-
-
-class TcpRelay:
-    """A TCP relay to Redis that can be cut, as if the server went away mid-run."""
-
-    def __init__(self, target_url: str) -> None:
-        parts = urlsplit(target_url)
-        self.target = (parts.hostname or "127.0.0.1", parts.port or 6379)
-        self.path = parts.path
-        self.writers: list[asyncio.StreamWriter] = []
-
-    async def start(self, port: int = 0) -> str:
-        """Listen on `port` (any free one by default); returns the REDIS_URL through the relay."""
-        self.server = await asyncio.start_server(self.relay, "127.0.0.1", port)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return f"redis://127.0.0.1:{self.port}{self.path}"
-
-    async def relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        self.writers += [writer, upstream_writer]
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError):
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            sink.close()
-
-        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
-
-    async def cut(self) -> None:
-        """Stop listening and drop every connection."""
-        self.server.close()
-        for writer in self.writers:
-            writer.close()
-        await self.server.wait_closed()
 
 
 @pytest.mark.usefixtures("backend")  # (this module runs on SQLite only)
