@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Body, Depends, FastAPI, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import EmailStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -22,11 +21,13 @@ from app.models import UserCreate, UserDB, UserRead, UserUpdate
 from app.passwords import PasswordHasher
 from app.ratelimit import RATE_LIMIT_RESPONSES, RATE_LIMITED, RateLimiter
 from app.security import BODY_TOO_LARGE_RESPONSES, add_http_hygiene
+from app.session_routes import auth_router, sessions_router
+from app.sessions import Sessions
 from app.settings import Settings, load_settings, resolve_secret
 from app.users import (
     InvalidCurrentPassword,
+    SessionStrategy,
     UserManagerDep,
-    auth_backend,
     current_active_user,
     fastapi_users,
 )
@@ -120,14 +121,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             app.state.sqlite_reader.close()
 
 
-def with_logout_documented_as_204(router: APIRouter) -> APIRouter:
-    """The auth router, its logout documented as the 204 it answers (upstream documents 200)."""
-    for route in router.routes:
-        if isinstance(route, APIRoute) and route.name.endswith(".logout"):
-            route.status_code = status.HTTP_204_NO_CONTENT
-    return router
-
-
 async def undecodable_body(request: Request, exc: Exception) -> Response:
     """422 for a body that is not UTF-8 text, like any other malformed JSON body.
 
@@ -158,16 +151,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.password_hasher = PasswordHasher(settings)
     app.state.mailer = Mailer(settings)
+    app.state.sessions = Sessions(settings, app.state.mailer)
+    app.state.session_strategy = SessionStrategy(app.state.sessions)
 
     app.add_exception_handler(InvalidCurrentPassword, invalid_current_password)
     app.add_exception_handler(StarletteHTTPException, undecodable_body)
     add_http_hygiene(app, settings)
 
     # The example's routers, prefixes and tags; the auth routes are rate-limited
-    # (`app/ratelimit.py` says which route is limited how).
+    # (`app/ratelimit.py` says which route is limited how). Our session routes replace
+    # FastAPI Users' auth router at the same paths and names (app/session_routes.py).
     auth_responses = {**RATE_LIMIT_RESPONSES, **BODY_TOO_LARGE_RESPONSES}
     app.include_router(
-        with_logout_documented_as_204(fastapi_users.get_auth_router(auth_backend)),
+        auth_router,
         prefix="/auth/jwt",
         tags=["auth"],
         dependencies=RATE_LIMITED,
@@ -193,6 +189,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags=["auth"],
         dependencies=RATE_LIMITED,
         responses=auth_responses,
+    )
+    app.include_router(
+        sessions_router, prefix="/users", tags=["users"], responses=BODY_TOO_LARGE_RESPONSES
     )
     app.include_router(
         fastapi_users.get_users_router(UserRead, UserUpdate),

@@ -18,12 +18,15 @@ logger = logging.getLogger(__name__)
 
 MAIL_TEMPLATES = Path(__file__).parent / "templates" / "mail"
 
-MailKind = Literal["verify", "reset_password", "password_changed", "email_changed"]
+MailKind = Literal[
+    "verify", "reset_password", "password_changed", "email_changed", "session_revoked"
+]
 SUBJECTS: dict[MailKind, str] = {
     "verify": "Verify your e-mail address",
     "reset_password": "Reset your password",
     "password_changed": "Your password was changed",
     "email_changed": "Your e-mail address was changed",
+    "session_revoked": "A sign-in to your account was ended",
 }
 
 

@@ -2,19 +2,66 @@
 
 import sqlite3
 import uuid
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi_users.db import BaseUserDatabase
 from fastapi_users.exceptions import UserAlreadyExists, UserNotExists
+from tortoise import BaseDBAsyncClient
+from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySetSingle
+from tortoise.transactions import in_transaction
 
-from app.models import EMAIL_MAX_LENGTH, User, UserDB, normalize_email
+from app.models import EMAIL_MAX_LENGTH, Session, SessionUser, User, UserDB, normalize_email
 
-# The SELECT behind `TortoiseUserDatabase.get`, per SQL dialect (see there).
+# The SELECTs behind `TortoiseUserDatabase.get` and `.get_by_session`, per SQL dialect.
 SELECT_BY_ID: dict[str, str] = {}
+SELECT_BY_SESSION: dict[str, str] = {}
+USER_COLUMNS = tuple(UserDB.model_fields)
+QUOTE = {"sqlite": '"', "postgres": '"', "mysql": "`"}
+
+
+def placeholder(dialect: str, n: int) -> str:
+    """The `n`-th (1-based) query parameter in the dialect's SQL."""
+    return {"sqlite": "?", "postgres": f"${n}", "mysql": "%s"}[dialect]
+
+
+def select_by_session_sql(dialect: str) -> str:
+    """The user joined with one live session: params user id, session id, now."""
+    q = QUOTE[dialect]
+
+    def p(n: int) -> str:
+        return placeholder(dialect, n)
+
+    columns = ", ".join(f"u.{q}{column}{q}" for column in USER_COLUMNS)
+    # Only identifiers are formatted in; the values are bound parameters.
+    return (
+        f"SELECT {columns}, s.{q}auth_time{q} FROM {q}user{q} u"  # noqa: S608
+        f" JOIN {q}auth_session{q} s ON s.{q}user_id{q} = u.{q}id{q}"
+        f" WHERE u.{q}id{q} = {p(1)} AND s.{q}id{q} = {p(2)} AND s.{q}revoked_at{q} IS NULL"
+        f" AND s.{q}expires_at{q} > {p(3)} AND u.{q}is_active{q}"
+    )
+
+
+def db_datetime(dialect: str, moment: datetime) -> Any:
+    """`moment` (aware, UTC) as a query parameter compares with the dialect's stored values.
+
+    SQLite keeps Tortoise's ISO text, MySQL/MariaDB naive UTC (the session time zone
+    is UTC), PostgreSQL a timestamptz.
+    """
+    if dialect == "sqlite":
+        return moment.isoformat(" ")
+    if dialect == "mysql":
+        return moment.replace(tzinfo=None)
+    return moment
+
+
+def in_a_transaction(connection: BaseDBAsyncClient) -> bool:
+    """Whether `connection` (a model's `_meta.db`) is the current task's open transaction."""
+    return isinstance(connection, TransactionalDBClient)
 
 
 def is_storable_email(email: str) -> bool:
@@ -71,9 +118,9 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
     async def get(self, id: uuid.UUID) -> UserDB | None:
         """The user with this id, or None.
 
-        Every authenticated request reads its user here, so this read is lean: the
-        SELECT Tortoise builds is kept per dialect and reused (building it is most of a
-        Tortoise query's cost), and on SQLite it runs on `sqlite_reader` when there is one.
+        The SELECT Tortoise builds is kept per dialect and reused (building it is most of
+        a Tortoise query's cost), and on SQLite it runs on `sqlite_reader` when there is
+        one, except inside a transaction, whose own writes only its connection sees.
         """
         connection = User._meta.db
         dialect = connection.capabilities.dialect
@@ -81,7 +128,7 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
         if sql is None:
             sql = SELECT_BY_ID[dialect] = User.filter(id=id).sql()
         params = [User._meta.pk.to_db_value(id, User)]
-        if self.sqlite_reader is not None:
+        if self.sqlite_reader is not None and not in_a_transaction(connection):
             try:
                 row = self.sqlite_reader.fetch_one(sql, params)
             except sqlite3.OperationalError:
@@ -91,6 +138,43 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
                 return None if row is None else UserDB.model_validate(row)
         rows = await connection.execute_query_dict(sql, params)
         return UserDB.model_validate(User._init_from_db(**rows[0])) if rows else None
+
+    async def get_by_session(
+        self, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
+    ) -> SessionUser | None:
+        """The active user with this live session (not revoked, not expired), or None.
+
+        Every authenticated request makes this one read, so it is lean like `get`: the
+        SQL is built once per dialect, and on SQLite it runs on `sqlite_reader`.
+        """
+        connection = User._meta.db
+        dialect = connection.capabilities.dialect
+        sql = SELECT_BY_SESSION.get(dialect)
+        if sql is None:
+            sql = SELECT_BY_SESSION[dialect] = select_by_session_sql(dialect)
+        params = [
+            User._meta.pk.to_db_value(user_id, User),
+            Session._meta.pk.to_db_value(session_id, Session),
+            db_datetime(dialect, now),
+        ]
+        if self.sqlite_reader is not None and not in_a_transaction(connection):
+            try:
+                row = self.sqlite_reader.fetch_one(sql, params)
+            except sqlite3.OperationalError:
+                pass  # locked: the usual path waits for it, off the event loop
+            else:
+                if row is None:
+                    return None
+                return SessionUser.model_validate({**row, "session_id": session_id})
+        rows = await connection.execute_query_dict(sql, params)
+        if not rows:
+            return None
+        user = User._init_from_db(**{column: rows[0][column] for column in USER_COLUMNS})
+        auth_time = Session._meta.fields_map["auth_time"].to_python_value(rows[0]["auth_time"])
+        return SessionUser.model_validate(
+            {**UserDB.model_validate(user).model_dump(), "session_id": session_id,
+             "auth_time": auth_time}
+        )  # fmt: skip
 
     async def get_by_email(self, email: str) -> UserDB | None:
         """The user with this e-mail in any letter case, or None."""
@@ -107,7 +191,8 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
         """Insert a user; raises `UserAlreadyExists` if the e-mail is taken."""
         values = self._normalized(create_dict)
         try:
-            user = await User.create(**values)
+            async with self._savepoint():
+                user = await User.create(**values)
         except IntegrityError:
             await self._raise_if_email_taken(values)
             raise
@@ -117,14 +202,20 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
         """Apply `update_dict` to the user and return it fresh from the database.
 
         Raises `UserAlreadyExists` if the new e-mail is taken and `UserNotExists`
-        if the user was deleted meanwhile.
+        if the user was deleted meanwhile. Keys that are no column (FastAPI Users may
+        pass `{"password": None}`) are ignored.
         """
-        values = self._normalized(update_dict)
+        values = {
+            key: value
+            for key, value in self._normalized(update_dict).items()
+            if key in User._meta.db_fields and key not in ("id", "updated_at")
+        }
         if values:
             # Only the given columns are written, so concurrent updates of other
             # fields are not overwritten with stale values.
             try:
-                await User.filter(id=user.id).update(**values, updated_at=datetime.now(UTC))
+                async with self._savepoint():
+                    await User.filter(id=user.id).update(**values, updated_at=datetime.now(UTC))
             except IntegrityError:
                 await self._raise_if_email_taken(values)
                 raise
@@ -136,6 +227,15 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
     async def delete(self, user: UserDB) -> None:
         """Delete the user; deleting one already gone is not an error."""
         await User.filter(id=user.id).delete()
+
+    @staticmethod
+    def _savepoint() -> AbstractAsyncContextManager[object]:
+        # Inside a transaction a failed statement aborts it on PostgreSQL, and the
+        # e-mail check after an IntegrityError would fail too: a savepoint keeps the
+        # transaction usable. Outside one, no extra round trips.
+        if in_a_transaction(User._meta.db):
+            return in_transaction()
+        return nullcontext()
 
     @staticmethod
     def _normalized(values: dict[str, Any]) -> dict[str, Any]:

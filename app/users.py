@@ -1,4 +1,4 @@
-"""FastAPI Users wiring: the user manager, the bearer transport and the JWT backend."""
+"""FastAPI Users wiring: the user manager, the bearer transport, the session strategy, backend."""
 
 import hmac
 import logging
@@ -16,14 +16,16 @@ from fastapi_users import (
     exceptions,
     schemas,
 )
-from fastapi_users.authentication import AuthenticationBackend, BearerTransport, JWTStrategy
+from fastapi_users.authentication import AuthenticationBackend, BearerTransport, Strategy
 from fastapi_users.jwt import decode_jwt, generate_jwt
+from tortoise.transactions import in_transaction
 
 from app.db import get_user_db
 from app.mail import Mailer, describe_lifetime, redact
-from app.models import UserDB, normalize_email
+from app.models import RevokedReason, SessionUser, UserDB, normalize_email
 from app.password_policy import password_problem
 from app.passwords import NoInlineHashing, PasswordHasher
+from app.sessions import Sessions, utcnow
 from app.settings import Settings
 from app.user_db import TortoiseUserDatabase
 
@@ -50,11 +52,13 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
         settings: Settings,
         hasher: PasswordHasher,
         mailer: Mailer,
+        sessions: Sessions | None = None,
     ) -> None:
         super().__init__(user_db, NoInlineHashing())
         self.settings = settings
         self.hasher = hasher
         self.mailer = mailer
+        self.sessions = sessions or Sessions(settings, mailer)
         self.reset_password_token_secret = settings.jwt_secret
         self.reset_password_token_lifetime_seconds = settings.reset_password_token_lifetime_seconds
         self.verification_token_secret = settings.jwt_secret
@@ -115,7 +119,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
     ) -> UserDB:
         """Set a new password with a reset token; the token dies with the old password."""
         user = await self.reset_token_user(token)
-        updated_user = await self._update(user, {"password": password})
+        updated_user = await self._update(user, {"password": password}, "password_reset")
         await self.on_after_reset_password(user, request)
         return updated_user
 
@@ -141,8 +145,18 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
             raise exceptions.UserInactive()
         return user
 
-    async def _update(self, user: UserDB, update_dict: dict[str, Any]) -> UserDB:
-        # As upstream, but the new password is hashed off the event loop.
+    async def _update(
+        self,
+        user: UserDB,
+        update_dict: dict[str, Any],
+        ends_sessions_as: RevokedReason = "password_change",
+    ) -> UserDB:
+        """As upstream, but the new password is hashed off the event loop, and the
+        sessions a change ends are revoked in the same transaction as the change.
+
+        A new password ends every other session (`ends_sessions_as`; through
+        `PATCH /users/me` the caller's own session stays), deactivation ends them all.
+        """
         values: dict[str, Any] = {}
         for field, value in update_dict.items():
             if field == "email" and value != user.email:
@@ -155,7 +169,18 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
                 values["hashed_password"] = await self.hasher.hash(value)
             else:
                 values[field] = value
-        return await self.user_db.update(user, values)
+        ending: tuple[RevokedReason, uuid.UUID | None] | None = None
+        if values.get("is_active") is False:
+            ending = ("deactivated", None)
+        elif "hashed_password" in values:
+            keep = user.session_id if isinstance(user, SessionUser) else None
+            ending = (ends_sessions_as, None if ends_sessions_as == "password_reset" else keep)
+        if ending is None:
+            return await self.user_db.update(user, values)
+        async with in_transaction():
+            updated = await self.user_db.update(user, values)
+            await self.sessions.revoke_all(user.id, ending[0], keep=ending[1])
+        return updated
 
     async def validate_password(self, password: str, user: schemas.BaseUserCreate | UserDB) -> None:
         """Apply the password policy (`app/password_policy.py`) on register, reset and update."""
@@ -269,7 +294,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
 async def get_user_manager(request: Request, user_db: UserDatabaseDep) -> UserManager:
     """Provide the user manager to FastAPI Users."""
     state = request.app.state
-    return UserManager(user_db, state.settings, state.password_hasher, state.mailer)
+    return UserManager(user_db, state.settings, state.password_hasher, state.mailer, state.sessions)
 
 
 UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
@@ -278,10 +303,49 @@ UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
 bearer_transport = BearerTransport(tokenUrl="auth/jwt/login")
 
 
-async def get_jwt_strategy(request: Request) -> JWTStrategy[UserDB, uuid.UUID]:
-    """JWTs signed with SECRET, valid for JWT_LIFETIME_SECONDS (3600 by default)."""
-    settings: Settings = request.app.state.settings
-    return JWTStrategy(secret=settings.jwt_secret, lifetime_seconds=settings.jwt_lifetime_seconds)
+class SessionStrategy(Strategy[UserDB, uuid.UUID]):
+    """Access tokens bound to a session (app/sessions.py); built once per app.
+
+    `read_token` refuses a token without `exp`, `iat`, `sub`, `sid` or FastAPI Users'
+    audience (so refresh, reset and verify tokens too), then reads the user joined with
+    the session in one query: a revoked or expired session, or an inactive or deleted
+    user, is refused on the very next request.
+    """
+
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
+
+    async def read_token(
+        self, token: str | None, user_manager: BaseUserManager[UserDB, uuid.UUID]
+    ) -> SessionUser | None:
+        """The user of a valid access token of a live session, or None (401)."""
+        if token is None:
+            return None
+        claims = self.sessions.tokens.read_access_token(token)
+        if claims is None:
+            return None
+        user_db = user_manager.user_db
+        assert isinstance(user_db, TortoiseUserDatabase)
+        return await user_db.get_by_session(claims.user_id, claims.session_id, utcnow())
+
+    async def write_token(self, user: UserDB) -> str:
+        """Start a session for `user` (no client details) and return its access token.
+
+        Our login route starts sessions itself (with a refresh token); this serves
+        FastAPI Users' own `backend.login`.
+        """
+        return (await self.sessions.start(user, None, None)).access_token
+
+    async def destroy_token(self, token: str, user: UserDB) -> None:
+        """Logout: revoke the session the token belongs to."""
+        if isinstance(user, SessionUser):
+            await self.sessions.revoke(user.session_id, user.id, "logout")
+
+
+async def get_jwt_strategy(request: Request) -> SessionStrategy:
+    """The app's session-bound JWT strategy (JWT_LIFETIME_SECONDS, 3600 by default)."""
+    strategy: SessionStrategy = request.app.state.session_strategy
+    return strategy
 
 
 auth_backend = AuthenticationBackend(
@@ -293,3 +357,4 @@ auth_backend = AuthenticationBackend(
 fastapi_users = FastAPIUsers[UserDB, uuid.UUID](get_user_manager, [auth_backend])
 
 current_active_user = fastapi_users.current_user(active=True)
+current_superuser = fastapi_users.current_user(active=True, superuser=True)

@@ -446,7 +446,13 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest
     return monkeypatch
 
 
-def assert_error(response: httpx.Response, code: str, status: int = 400) -> None:
-    """`response` is FastAPI Users' error `code` (`{"detail": code}`) with `status`."""
+def assert_error(
+    response: httpx.Response, code: str, status: int = 400, error: str | None = None
+) -> None:
+    """`response` is FastAPI Users' error `code` (`{"detail": code}`) with `status`.
+
+    The token routes add RFC 6749's `error` (`invalid_grant`, ...): pass it as `error`.
+    """
     assert response.status_code == status, response.text
-    assert response.json() == {"detail": code}
+    expected = {"detail": code} if error is None else {"detail": code, "error": error}
+    assert response.json() == expected
