@@ -81,9 +81,11 @@ class TokenCodec:
             self.secret.encode(), b"fastapi-users-tortoise refresh token", hashlib.sha256
         ).digest()
 
-    def access_token(self, user_id: uuid.UUID, session: Session, now: datetime) -> tuple[str, int]:
-        """A JWT for `session`'s user, and its lifetime; it never outlives the session."""
-        expires = min(now + self.access_lifetime, session.expires_at)
+    def access_token(
+        self, user_id: uuid.UUID, session: Session, ends: datetime, now: datetime
+    ) -> tuple[str, int]:
+        """A JWT for `session`'s user and its lifetime; it never outlives the session (`ends`)."""
+        expires = min(now + self.access_lifetime, ends)
         claims = {
             "sub": str(user_id),
             "sid": str(session.id),
@@ -163,8 +165,9 @@ class Sessions:
 
     def pair(self, user_id: uuid.UUID, session: Session, now: datetime) -> TokenPair:
         """An access token and the current refresh token of `session`."""
-        access, expires_in = self.tokens.access_token(user_id, session, now)
-        refresh_expires_in = int((self.ended_at(session) - now).total_seconds())
+        ends = self.ended_at(session)
+        access, expires_in = self.tokens.access_token(user_id, session, ends, now)
+        refresh_expires_in = int((ends - now).total_seconds())
         return TokenPair(
             access_token=access,
             expires_in=expires_in,
