@@ -71,22 +71,22 @@ async def connected(
         yield get_connection("default")
 
 
-async def read_user_table(conn: BaseDBAsyncClient) -> Table:
-    """The `user` table as the database describes it (no columns if it does not exist)."""
+async def read_user_table(conn: BaseDBAsyncClient, name: str = "user") -> Table:
+    """Table `name` (`user` by default) as the database describes it (no columns if none)."""
     dialect = conn.capabilities.dialect
     if dialect == "sqlite":
-        rows = await conn.execute_query_dict('PRAGMA table_info("user")')
+        rows = await conn.execute_query_dict(f'PRAGMA table_info("{name}")')
         columns = {row["name"]: Column(row["type"], not row["notnull"], None) for row in rows}
         unique = set()
-        for index in await conn.execute_query_dict('PRAGMA index_list("user")'):
+        for index in await conn.execute_query_dict(f'PRAGMA index_list("{name}")'):
             if index["unique"] and index["origin"] != "pk":
                 parts = await conn.execute_query_dict(f'PRAGMA index_info("{index["name"]}")')
                 unique.add(tuple(part["name"] for part in sorted(parts, key=lambda p: p["seqno"])))
     elif dialect == "postgres":
         rows = await conn.execute_query_dict(
-            "SELECT column_name, data_type, character_maximum_length AS length,"
+            "SELECT column_name, data_type, character_maximum_length AS length,"  # noqa: S608 (our own table names)
             " is_nullable, collation_name FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND table_name = 'user'"
+            f" WHERE table_schema = current_schema() AND table_name = '{name}'"
         )
         columns = {
             row["column_name"]: Column(
@@ -97,39 +97,39 @@ async def read_user_table(conn: BaseDBAsyncClient) -> Table:
             for row in rows
         }
         indexes = await conn.execute_query_dict(
-            "SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey, a.attnum))"
+            "SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey, a.attnum))"  # noqa: S608 (our own table names)
             " AS columns FROM pg_index i JOIN pg_attribute a"
             " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
-            """ WHERE i.indrelid = to_regclass('"user"') AND i.indisunique"""
+            f""" WHERE i.indrelid = to_regclass('"{name}"') AND i.indisunique"""
             " AND NOT i.indisprimary GROUP BY i.indexrelid"
         )
         unique = {tuple(index["columns"]) for index in indexes}
     else:
         rows = await conn.execute_query_dict(
-            "SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS nullable,"
+            "SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS nullable,"  # noqa: S608 (our own table names)
             " COLLATION_NAME AS collation FROM information_schema.COLUMNS"
-            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'user'"
+            f" WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{name}'"
         )
         columns = {
             row["name"]: Column(row["type"], row["nullable"] == "YES", row["collation"])
             for row in rows
         }
         indexes = await conn.execute_query_dict(
-            "SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) AS columns"
+            "SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) AS columns"  # noqa: S608 (our own table names)
             " FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()"
-            " AND TABLE_NAME = 'user' AND NON_UNIQUE = 0 AND INDEX_NAME <> 'PRIMARY'"
+            f" AND TABLE_NAME = '{name}' AND NON_UNIQUE = 0 AND INDEX_NAME <> 'PRIMARY'"
             " GROUP BY INDEX_NAME"
         )
         unique = {tuple(index["columns"].split(",")) for index in indexes}
     return Table(columns, frozenset(unique))
 
 
-def user_table(database_url: str) -> Table:
-    """The `user` table of `database_url`."""
+def user_table(database_url: str, name: str = "user") -> Table:
+    """The `user` table (or table `name`) of `database_url`."""
 
     async def read() -> Table:
         async with connected(database_url) as conn:
-            return await read_user_table(conn)
+            return await read_user_table(conn, name)
 
     return asyncio.run(read())
 
@@ -219,24 +219,32 @@ def test_upgrade_with_aerich_ini_matches_plain_upgrade(upgraded: dict[str, Migra
     assert applied_versions(ini.url) == applied_versions(plain.url)
 
 
-def test_downgrade_drops_user_table_and_upgrade_restores_it(
+def test_downgrade_reverts_each_migration_and_upgrade_restores_them(
     upgraded: dict[str, Migrated], aerich: Aerich
 ) -> None:
-    """`aerich downgrade --yes` reverts the (only) migration; upgrading again restores it."""
+    """Each `aerich downgrade --yes` reverts the last migration; upgrading again restores all."""
     url = upgraded["round_trip"].url
-    table = user_table(url)
+    files = migration_files()
+    tables = {name: user_table(url, name) for name in ("user", "auth_session")}
 
-    result = aerich(url, "downgrade", "--yes")
+    sessions_reverted = aerich(url, "downgrade", "--yes")
 
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"Success downgrading to {migration_files()[-1]}" in result.stdout
+    assert sessions_reverted.returncode == 0, sessions_reverted.stdout + sessions_reverted.stderr
+    assert f"Success downgrading to {files[-1]}" in sessions_reverted.stdout
+    assert user_table(url, "auth_session").columns == {}
+    assert user_table(url) == tables["user"]
+    assert applied_versions(url) == files[:-1]
+
+    init_reverted = aerich(url, "downgrade", "--yes")
+
+    assert init_reverted.returncode == 0, init_reverted.stdout + init_reverted.stderr
     assert user_table(url).columns == {}
     assert applied_versions(url) == []
 
     aerich.upgrade(url)
 
-    assert user_table(url) == table
-    assert applied_versions(url) == migration_files()
+    assert {name: user_table(url, name) for name in tables} == tables
+    assert applied_versions(url) == files
 
 
 def test_migrate_detects_no_changes(migrated: Migrated, aerich: Aerich, tmp_path: Path) -> None:
@@ -272,8 +280,13 @@ def test_migrated_schema_matches_generated_schema(backend: Backend, migrated: Mi
         async with connected(generated_url, generate_schemas=True) as conn:
             return await read_user_table(conn)
 
+    async def generate_sessions() -> Table:
+        async with connected(generated_url) as conn:
+            return await read_user_table(conn, "auth_session")
+
     generated = asyncio.run(generate())
     migrated_table = user_table(migrated.url)
+    assert user_table(migrated.url, "auth_session") == asyncio.run(generate_sessions())
 
     expected = dict(generated.columns)
     if backend.kind == "mysql":
