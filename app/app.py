@@ -24,6 +24,7 @@ from app.security import BODY_TOO_LARGE_RESPONSES, add_http_hygiene
 from app.session_routes import auth_router, sessions_router
 from app.sessions import Sessions
 from app.settings import Settings, load_settings, resolve_secret
+from app.user_db import TortoiseUserDatabase
 from app.users import (
     InvalidCurrentPassword,
     SessionStrategy,
@@ -111,6 +112,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.error("%s", exc)
         raise
     app.state.sqlite_reader = open_sqlite_reader()
+    app.state.sessions.user_db = TortoiseUserDatabase(app.state.sqlite_reader)
     app.state.rate_limiter = RateLimiter(app.state.settings)
     try:
         yield

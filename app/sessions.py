@@ -29,6 +29,7 @@ from tortoise.expressions import F, Q
 from app.mail import Mailer, redact
 from app.models import IP_MAX_LENGTH, USER_AGENT_MAX_LENGTH, RevokedReason, Session, UserDB
 from app.settings import Settings
+from app.user_db import TortoiseUserDatabase
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +149,8 @@ class Sessions:
     def __init__(self, settings: Settings, mailer: Mailer) -> None:
         self.settings = settings
         self.mailer = mailer
+        # Reads a session with its user; the app's lifespan gives it the SQLite reader.
+        self.user_db = TortoiseUserDatabase()
         self.tokens = TokenCodec(settings)
         self.idle = timedelta(seconds=settings.session_idle_seconds)
         self.max_age = timedelta(seconds=settings.session_max_seconds)
@@ -214,25 +217,26 @@ class Sessions:
         rotated = await Session.filter(
             self.live(now), id=session_id, refresh_counter=generation
         ).update(refresh_counter=F("refresh_counter") + 1, last_refreshed_at=now)
-        session = await Session.get_or_none(id=session_id).select_related("user")
-        if session is None:
+        found = await self.user_db.get_session(session_id)
+        if found is None:
             raise RefreshTokenInvalid()
-        user = session.user
+        session, email, is_active = found
+        user_id: uuid.UUID = session.user_id  # type: ignore[attr-defined]
         if rotated:
-            if not user.is_active:
+            if not is_active:
                 raise RefreshTokenInvalid()
             # The pair of this rotation, even should another have followed it already.
             session.refresh_counter = generation + 1
             session.last_refreshed_at = now
-            return self.pair(user.id, session, now)
-        still_live = session.revoked_at is None and self.ended_at(session) > now and user.is_active
+            return self.pair(user_id, session, now)
+        still_live = session.revoked_at is None and self.ended_at(session) > now and is_active
         if not still_live or generation >= session.refresh_counter:
             raise RefreshTokenInvalid()
         if generation == session.refresh_counter - 1 and now - session.last_refreshed_at <= (
             self.grace
         ):
-            return self.pair(user.id, session, now)  # a retry or a parallel refresh
-        await self._refresh_reused(session, user.email, generation, now)
+            return self.pair(user_id, session, now)  # a retry or a parallel refresh
+        await self._refresh_reused(session, email, generation, now)
         raise RefreshTokenInvalid()
 
     async def _refresh_reused(

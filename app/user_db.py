@@ -20,6 +20,7 @@ from app.models import EMAIL_MAX_LENGTH, Session, SessionUser, User, UserDB, nor
 # The SELECTs behind `TortoiseUserDatabase.get` and `.get_by_session`, per SQL dialect.
 SELECT_BY_ID: dict[str, str] = {}
 SELECT_BY_SESSION: dict[str, str] = {}
+SELECT_SESSION: dict[str, str] = {}
 USER_COLUMNS = tuple(UserDB.model_fields)
 QUOTE = {"sqlite": '"', "postgres": '"', "mysql": "`"}
 
@@ -43,6 +44,16 @@ def select_by_session_sql(dialect: str) -> str:
         f" JOIN {q}auth_session{q} s ON s.{q}user_id{q} = u.{q}id{q}"
         f" WHERE u.{q}id{q} = {p(1)} AND s.{q}id{q} = {p(2)} AND s.{q}revoked_at{q} IS NULL"
         f" AND s.{q}expires_at{q} > {p(3)} AND u.{q}is_active{q}"
+    )
+
+
+def select_session_sql(dialect: str) -> str:
+    """A session with its user's e-mail and active flag: param session id."""
+    q = QUOTE[dialect]
+    return (
+        f"SELECT s.*, u.{q}email{q} AS user_email, u.{q}is_active{q} AS user_is_active"  # noqa: S608
+        f" FROM {q}auth_session{q} s JOIN {q}user{q} u ON u.{q}id{q} = s.{q}user_id{q}"
+        f" WHERE s.{q}id{q} = {placeholder(dialect, 1)}"
     )
 
 
@@ -175,6 +186,33 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
             {**UserDB.model_validate(user).model_dump(), "session_id": session_id,
              "auth_time": auth_time}
         )  # fmt: skip
+
+    async def get_session(self, session_id: uuid.UUID) -> tuple[Session, str, bool] | None:
+        """The session, its user's e-mail and whether that user is active; or None.
+
+        Every refresh makes this read after its UPDATE, so it is lean like `get`.
+        """
+        connection = Session._meta.db
+        dialect = connection.capabilities.dialect
+        sql = SELECT_SESSION.get(dialect)
+        if sql is None:
+            sql = SELECT_SESSION[dialect] = select_session_sql(dialect)
+        params = [Session._meta.pk.to_db_value(session_id, Session)]
+        row: dict[str, Any] | None = None
+        read = False
+        if self.sqlite_reader is not None and not in_a_transaction(connection):
+            try:
+                row = self.sqlite_reader.fetch_one(sql, params)
+                read = True
+            except sqlite3.OperationalError:
+                pass  # locked: the usual path waits for it, off the event loop
+        if not read:
+            rows = await connection.execute_query_dict(sql, params)
+            row = dict(rows[0]) if rows else None
+        if row is None:
+            return None
+        email, is_active = row.pop("user_email"), row.pop("user_is_active")
+        return Session._init_from_db(**row), email, bool(is_active)
 
     async def get_by_email(self, email: str) -> UserDB | None:
         """The user with this e-mail in any letter case, or None."""
