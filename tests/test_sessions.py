@@ -631,3 +631,47 @@ async def test_an_oauth2_client_library_logs_in_and_refreshes(
     assert refreshed["refresh_token"] != token["refresh_token"]
     assert me.status_code == 200
     assert me.json()["email"] == user.email
+
+
+async def test_token_types_are_not_interchangeable(
+    client: httpx.AsyncClient, user: UserDB, mailbox: Mailbox
+) -> None:
+    tokens = await log_in(client)
+    await client.post("/auth/forgot-password", json={"email": user.email})
+    reset_token = token_in(await mailbox.only_message())
+
+    refresh_as_bearer = await client.get(
+        "/users/me", headers={"Authorization": f"Bearer {tokens['refresh_token']}"}
+    )
+    access_as_refresh = await refresh(client, {"refresh_token": tokens["access_token"]})
+    reset_as_refresh = await refresh(client, {"refresh_token": reset_token})
+
+    assert refresh_as_bearer.status_code == 401
+    assert_refresh_refused(access_as_refresh)
+    assert_refresh_refused(reset_as_refresh)
+    assert (await refresh(client, tokens)).status_code == 200
+
+
+async def test_openapi_documents_the_session_routes(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    paths = spec["paths"]
+
+    operations = {
+        ("/auth/jwt/login", "post"), ("/auth/jwt/refresh", "post"), ("/auth/jwt/logout", "post"),
+        ("/users/me/sessions", "get"), ("/users/me/sessions", "delete"),
+        ("/users/me/sessions/{session_id}", "delete"), ("/users/{user_id}/sessions", "get"),
+        ("/users/{user_id}/sessions", "delete"),
+        ("/users/{user_id}/sessions/{session_id}", "delete"),
+    }  # fmt: skip
+    for path, method in operations:
+        assert paths[path][method]["description"], (path, method)
+    assert set(paths["/auth/jwt/refresh"]["post"]["requestBody"]["content"]) == {
+        "application/json", "application/x-www-form-urlencoded"
+    }  # fmt: skip
+    assert "400" in paths["/auth/jwt/refresh"]["post"]["responses"]
+    assert "204" in paths["/auth/jwt/logout"]["post"]["responses"]
+    assert "403" in paths["/users/me/sessions"]["delete"]["responses"]
+    login_form = paths["/auth/jwt/login"]["post"]["requestBody"]["content"]
+    assert "application/x-www-form-urlencoded" in login_form
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "auth/jwt/login"
