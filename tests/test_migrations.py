@@ -226,20 +226,17 @@ def test_downgrade_reverts_each_migration_and_upgrade_restores_them(
     url = upgraded["round_trip"].url
     files = migration_files()
     tables = {name: user_table(url, name) for name in ("user", "auth_session")}
+    assert all(table.columns for table in tables.values())
 
-    sessions_reverted = aerich(url, "downgrade", "--yes")
+    for applied in range(len(files), 0, -1):
+        result = aerich(url, "downgrade", "--yes")
 
-    assert sessions_reverted.returncode == 0, sessions_reverted.stdout + sessions_reverted.stderr
-    assert f"Success downgrading to {files[-1]}" in sessions_reverted.stdout
-    assert user_table(url, "auth_session").columns == {}
-    assert user_table(url) == tables["user"]
-    assert applied_versions(url) == files[:-1]
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"Success downgrading to {files[applied - 1]}" in result.stdout
+        assert applied_versions(url) == files[: applied - 1]
 
-    init_reverted = aerich(url, "downgrade", "--yes")
-
-    assert init_reverted.returncode == 0, init_reverted.stdout + init_reverted.stderr
     assert user_table(url).columns == {}
-    assert applied_versions(url) == []
+    assert user_table(url, "auth_session").columns == {}
 
     aerich.upgrade(url)
 
