@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
-from tortoise.expressions import F, Q
+from tortoise.expressions import Q
 
 from app.mail import Mailer, redact
 from app.models import IP_MAX_LENGTH, USER_AGENT_MAX_LENGTH, RevokedReason, Session, UserDB
@@ -214,9 +214,7 @@ class Sessions:
         """
         session_id, generation = self.tokens.read_refresh_token(token)
         now = utcnow()
-        rotated = await Session.filter(
-            self.live(now), id=session_id, refresh_counter=generation
-        ).update(refresh_counter=F("refresh_counter") + 1, last_refreshed_at=now)
+        rotated = await self.user_db.rotate_session(session_id, generation, now, now - self.idle)
         found = await self.user_db.get_session(session_id)
         if found is None:
             raise RefreshTokenInvalid()

@@ -21,6 +21,7 @@ from app.models import EMAIL_MAX_LENGTH, Session, SessionUser, User, UserDB, nor
 SELECT_BY_ID: dict[str, str] = {}
 SELECT_BY_SESSION: dict[str, str] = {}
 SELECT_SESSION: dict[str, str] = {}
+ROTATE_SESSION: dict[str, str] = {}
 USER_COLUMNS = tuple(UserDB.model_fields)
 QUOTE = {"sqlite": '"', "postgres": '"', "mysql": "`"}
 
@@ -54,6 +55,21 @@ def select_session_sql(dialect: str) -> str:
         f"SELECT s.*, u.{q}email{q} AS user_email, u.{q}is_active{q} AS user_is_active"  # noqa: S608
         f" FROM {q}auth_session{q} s JOIN {q}user{q} u ON u.{q}id{q} = s.{q}user_id{q}"
         f" WHERE s.{q}id{q} = {placeholder(dialect, 1)}"
+    )
+
+
+def rotate_session_sql(dialect: str) -> str:
+    """Rotate a live session's refresh counter; params now, id, generation, now, idle cutoff."""
+    q = QUOTE[dialect]
+
+    def p(n: int) -> str:
+        return placeholder(dialect, n)
+
+    return (
+        f"UPDATE {q}auth_session{q} SET {q}refresh_counter{q} = {q}refresh_counter{q} + 1,"  # noqa: S608
+        f" {q}last_refreshed_at{q} = {p(1)} WHERE {q}id{q} = {p(2)}"
+        f" AND {q}refresh_counter{q} = {p(3)} AND {q}revoked_at{q} IS NULL"
+        f" AND {q}expires_at{q} > {p(4)} AND {q}last_refreshed_at{q} > {p(5)}"
     )
 
 
@@ -186,6 +202,30 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
             {**UserDB.model_validate(user).model_dump(), "session_id": session_id,
              "auth_time": auth_time}
         )  # fmt: skip
+
+    async def rotate_session(
+        self, session_id: uuid.UUID, generation: int, now: datetime, idle_cutoff: datetime
+    ) -> bool:
+        """Move a live session from `generation` to the next; False if it was not there.
+
+        One conditional UPDATE: of concurrent rotations of one generation, on any number
+        of workers, exactly one succeeds, with no row lock. Built once per dialect.
+        """
+        connection = Session._meta.db
+        dialect = connection.capabilities.dialect
+        sql = ROTATE_SESSION.get(dialect)
+        if sql is None:
+            sql = ROTATE_SESSION[dialect] = rotate_session_sql(dialect)
+        moment = db_datetime(dialect, now)
+        params = [
+            moment,
+            Session._meta.pk.to_db_value(session_id, Session),
+            generation,
+            moment,
+            db_datetime(dialect, idle_cutoff),
+        ]
+        changed, _ = await connection.execute_query(sql, params)
+        return changed == 1
 
     async def get_session(self, session_id: uuid.UUID) -> tuple[Session, str, bool] | None:
         """The session, its user's e-mail and whether that user is active; or None.
