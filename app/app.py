@@ -1,34 +1,40 @@
 """The application factory, its routers and its one route of its own."""
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, BackgroundTasks, Body, Depends, FastAPI, Request, status
+from fastapi import APIRouter, Body, Depends, FastAPI, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from fastapi_users.openapi import OpenAPIResponseType
+from fastapi_users.router.common import ErrorModel
 from pydantic import EmailStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tortoise.contrib.fastapi import register_tortoise
 
 from app import pages
 from app.db import DatabaseNotReady, check_database, open_sqlite_reader, tortoise_config
+from app.link_requests import LinkRequests, LinkRequestsDep
 from app.mail import Mailer
-from app.models import UserCreate, UserDB, UserRead, UserUpdate
+from app.models import EMAIL_DESCRIPTION, UserCreate, UserDB, UserRead, UserUpdate
 from app.passwords import PasswordHasher
 from app.ratelimit import RATE_LIMIT_RESPONSES, RATE_LIMITED, RateLimiter
 from app.security import BODY_TOO_LARGE_RESPONSES, add_http_hygiene
 from app.session_routes import auth_router, sessions_router
 from app.sessions import Sessions
 from app.settings import Settings, load_settings, resolve_secret
-from app.user_db import TortoiseUserDatabase
+from app.user_db import LastSuperuser, TortoiseUserDatabase
 from app.users import (
     InvalidCurrentPassword,
     SessionStrategy,
-    UserManagerDep,
+    UserManager,
     current_active_user,
     fastapi_users,
 )
@@ -36,11 +42,26 @@ from app.users import (
 logger = logging.getLogger(__name__)
 
 CurrentUser = Annotated[UserDB, Depends(current_active_user)]
-EmailBody = Annotated[EmailStr, Body(embed=True)]
+EmailBody = Annotated[EmailStr, Body(embed=True, description=EMAIL_DESCRIPTION)]
 STATIC_FILES = Path(__file__).parent / "static"
 # How long shutdown waits for mails still being sent.
 MAIL_SHUTDOWN_GRACE_SECONDS = 10.0
 INVALID_CURRENT_PASSWORD = "UPDATE_USER_INVALID_CURRENT_PASSWORD"  # noqa: S105 (an error code)
+LAST_SUPERUSER = "LAST_SUPERUSER"
+LAST_SUPERUSER_RESPONSES: OpenAPIResponseType = {
+    status.HTTP_409_CONFLICT: {
+        "model": ErrorModel,
+        "description": "The change would delete, deactivate or demote the last active superuser.",
+        "content": {"application/json": {"example": {"detail": LAST_SUPERUSER}}},
+    },
+}
+UNPARSABLE_BODY_RESPONSES: OpenAPIResponseType = {
+    status.HTTP_400_BAD_REQUEST: {
+        "model": ErrorModel,
+        "description": "The body could not be parsed (FastAPI's `There was an error parsing "
+        "the body`).",
+    },
+}
 
 
 def configure_logging(level: str) -> None:
@@ -51,6 +72,39 @@ def configure_logging(level: str) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
         app_logger.addHandler(handler)
+
+
+def mask_query_in_access_log() -> None:
+    """Mask every query value in uvicorn's access and ASGI-trace logs (`?token=***`).
+
+    The mailed links carry their token in the query, and whoever reads the log must not
+    be able to verify an address or reset a password with it. A filter on the loggers
+    (not on a handler) holds for `python main.py`, `uvicorn app.app:app` and any
+    `--log-config`; installing it again changes nothing.
+    """
+
+    def masked(query: str) -> str:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        return urlencode([(name, "***") for name, _ in pairs], safe="*")
+
+    def masked_arg(arg: object) -> object:
+        if isinstance(arg, str) and "?" in arg:  # the access log's path with its query
+            path, _, query = arg.partition("?")
+            return f"{path}?{masked(query)}"
+        if isinstance(arg, dict) and isinstance(arg.get("query_string"), bytes):  # a scope
+            return {**arg, "query_string": masked(arg["query_string"].decode("latin-1")).encode()}
+        return arg
+
+    def mask(record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(masked_arg(arg) for arg in record.args)
+        return True
+
+    for name in ("uvicorn.access", "uvicorn.asgi"):
+        uvicorn_logger = logging.getLogger(name)
+        installed = [getattr(f, "__qualname__", "") for f in uvicorn_logger.filters]
+        if mask.__qualname__ not in installed:
+            uvicorn_logger.addFilter(mask)
 
 
 router = APIRouter()
@@ -73,13 +127,11 @@ async def authenticated_route(user: CurrentUser) -> dict[str, str]:
     name="reset:forgot_password",
     tags=["auth"],
     dependencies=RATE_LIMITED,
-    responses=RATE_LIMIT_RESPONSES,
+    responses={**RATE_LIMIT_RESPONSES, **BODY_TOO_LARGE_RESPONSES, **UNPARSABLE_BODY_RESPONSES},
 )
-async def forgot_password(
-    email: EmailBody, manager: UserManagerDep, background: BackgroundTasks, request: Request
-) -> None:
+async def forgot_password(email: EmailBody, link_requests: LinkRequestsDep) -> None:
     """Mail a password reset link if an active account has this address; always 202."""
-    background.add_task(manager.forgot_password_by_email, email, request)
+    link_requests.ask("reset_password", email)
 
 
 @router.post(
@@ -88,13 +140,11 @@ async def forgot_password(
     name="verify:request-token",
     tags=["auth"],
     dependencies=RATE_LIMITED,
-    responses=RATE_LIMIT_RESPONSES,
+    responses={**RATE_LIMIT_RESPONSES, **BODY_TOO_LARGE_RESPONSES, **UNPARSABLE_BODY_RESPONSES},
 )
-async def request_verify_token(
-    email: EmailBody, manager: UserManagerDep, background: BackgroundTasks, request: Request
-) -> None:
+async def request_verify_token(email: EmailBody, link_requests: LinkRequestsDep) -> None:
     """Mail a verification link if an active, unverified account has this address; always 202."""
-    background.add_task(manager.request_verify_by_email, email, request)
+    link_requests.ask("verify", email)
 
 
 def without_route(router: APIRouter, path: str) -> APIRouter:
@@ -105,7 +155,7 @@ def without_route(router: APIRouter, path: str) -> APIRouter:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Check the database before serving and own the rate limiter; at shutdown, let mails finish."""
+    """Check the database, own the rate limiter and the link-request task; let mails finish."""
     try:
         await check_database()
     except DatabaseNotReady as exc:
@@ -114,20 +164,53 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.sqlite_reader = open_sqlite_reader()
     app.state.sessions.user_db = TortoiseUserDatabase(app.state.sqlite_reader)
     app.state.rate_limiter = RateLimiter(app.state.settings)
+    state = app.state
+    manager = UserManager(
+        TortoiseUserDatabase(state.sqlite_reader), state.settings, state.password_hasher,
+        state.mailer, state.sessions,
+    )  # fmt: skip
+    state.link_requests.start(manager.send_link)
     try:
         yield
     finally:
-        await app.state.mailer.wait_idle(MAIL_SHUTDOWN_GRACE_SECONDS)
+        # Queued link requests become mails first; both share the one grace period.
+        grace_left = await state.link_requests.stop(MAIL_SHUTDOWN_GRACE_SECONDS)
+        await app.state.mailer.wait_idle(grace_left)
         await app.state.rate_limiter.aclose()
         if app.state.sqlite_reader is not None:
             app.state.sqlite_reader.close()
 
 
-async def undecodable_body(request: Request, exc: Exception) -> Response:
-    """422 for a body that is not UTF-8 text, like any other malformed JSON body.
+def with_last_superuser_documented(router: APIRouter) -> APIRouter:
+    """The users router, its PATCH and DELETE by id documented with `409 LAST_SUPERUSER`."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.name in ("users:patch_user", "users:delete_user"):
+            route.responses = {**route.responses, **LAST_SUPERUSER_RESPONSES}
+    return router
 
-    FastAPI answers such a body with an undocumented 400; every other HTTP error keeps
-    FastAPI's own handling.
+
+def documented_methods(app: FastAPI, path: str) -> list[str] | None:
+    """The methods the OpenAPI documents for `path`, or None when it documents no such path.
+
+    A path like `/users/me` also fits `/users/{id}`; the template with the fewest
+    parameters is its own.
+    """
+    fitting = [
+        (template.count("{"), template, operations)
+        for template, operations in app.openapi()["paths"].items()
+        if re.fullmatch("[^/]+".join(map(re.escape, re.split(r"\{[^/]+?\}", template))), path)
+    ]
+    if not fitting:
+        return None
+    _, _, operations = min(fitting, key=lambda found: found[:2])
+    return [method.upper() for method in operations]
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's handling of HTTP errors, but for two answers that would be wrong.
+
+    A body that is not UTF-8 text gets 422 like any other malformed JSON body (FastAPI
+    answers an undocumented 400), and a 405 names in `Allow` every documented method of the path.
     """
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == status.HTTP_400_BAD_REQUEST and isinstance(
@@ -135,7 +218,18 @@ async def undecodable_body(request: Request, exc: Exception) -> Response:
     ):
         error = {"type": "json_invalid", "loc": ["body"], "msg": "Body is not UTF-8", "input": {}}
         return JSONResponse({"detail": [error]}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        headers = dict(exc.headers or {})
+        methods = documented_methods(request.app, request.url.path)
+        if methods is not None:
+            headers["Allow"] = ", ".join(methods)
+        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
     return await http_exception_handler(request, exc)
+
+
+async def last_superuser(request: Request, exc: Exception) -> JSONResponse:
+    """`409 LAST_SUPERUSER`, in FastAPI Users' error shape."""
+    return JSONResponse({"detail": LAST_SUPERUSER}, status.HTTP_409_CONFLICT)
 
 
 async def invalid_current_password(request: Request, exc: Exception) -> JSONResponse:
@@ -147,6 +241,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service for `settings` (read from the environment when not given)."""
     settings = settings or load_settings()
     configure_logging(settings.log_level)
+    mask_query_in_access_log()
     settings = resolve_secret(settings)
 
     app = FastAPI(title="FastAPI Users on Tortoise ORM", lifespan=lifespan)
@@ -155,9 +250,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.mailer = Mailer(settings)
     app.state.sessions = Sessions(settings, app.state.mailer)
     app.state.session_strategy = SessionStrategy(app.state.sessions)
+    app.state.link_requests = LinkRequests()
 
     app.add_exception_handler(InvalidCurrentPassword, invalid_current_password)
-    app.add_exception_handler(StarletteHTTPException, undecodable_body)
+    app.add_exception_handler(LastSuperuser, last_superuser)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     add_http_hygiene(app, settings)
 
     # The example's routers, prefixes and tags; the auth routes are rate-limited
@@ -196,7 +293,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions_router, prefix="/users", tags=["users"], responses=BODY_TOO_LARGE_RESPONSES
     )
     app.include_router(
-        fastapi_users.get_users_router(UserRead, UserUpdate),
+        with_last_superuser_documented(fastapi_users.get_users_router(UserRead, UserUpdate)),
         prefix="/users",
         tags=["users"],
         responses=BODY_TOO_LARGE_RESPONSES,

@@ -1,21 +1,56 @@
 """The Tortoise models (`User`, `Session`) and the pydantic schemas built on them."""
 
+import unicodedata
 import uuid
 from datetime import datetime
 from typing import Any, Literal
 
+import idna
 from fastapi_users import schemas
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool, field_validator
+from pydantic.json_schema import SkipJsonSchema
 from tortoise import fields
 from tortoise.contrib.pydantic import PydanticModel
 from tortoise.models import Model
 
 EMAIL_MAX_LENGTH = 320
+EMAIL_DESCRIPTION = (
+    "An address as email-validator accepts it: special-use domains (`.test`, `.local`, "
+    "`.localhost`, `.invalid`, `.onion`, `.arpa`) are refused. Compared as `normalize_email` "
+    "writes it: fullwidth forms folded, the domain in Unicode, lower case."
+)
+
+
+def fold(text: str) -> str:
+    """`text` in NFKC and lower case (NFKC twice, so folding is idempotent for every character)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).lower())
+
+
+def unicode_domain(domain: str) -> str:
+    """The domain as email-validator writes it: UTS-46 mapped, punycode labels decoded."""
+    try:
+        mapped: str = idna.uts46_remap(domain, std3_rules=False, transitional=False)
+    except idna.IDNAError:
+        return domain
+    try:
+        decoded: str = idna.decode(mapped)
+    except idna.IDNAError:
+        return mapped
+    return decoded
 
 
 def normalize_email(email: str) -> str:
-    """The stored, canonical form of an address: one account per address whatever its case."""
-    return email.strip().lower()
+    """The one key an address is stored and looked up by; never raises.
+
+    Compatibility forms fold as email-validator folds them (fullwidth `U+FF45` is `e`), the
+    domain is written in Unicode whether it came as Unicode or punycode (`xn--`), NFC and
+    NFD spellings meet, and the whole is lower case. Look-alikes from another script (a
+    Cyrillic `U+0430` for `a`) are other characters and stay another address.
+    """
+    local, at, domain = email.strip().rpartition("@")
+    if not at:
+        return fold(email.strip())
+    return f"{fold(local)}@{fold(unicode_domain(domain))}"
 
 
 class User(Model):
@@ -97,6 +132,13 @@ class UserRead(schemas.BaseUser[uuid.UUID]):
 class UserCreate(schemas.BaseUserCreate):
     """The body of `POST /auth/register`."""
 
+    email: EmailStr = Field(description=EMAIL_DESCRIPTION)
+    # Strict: `0.0` or `"yes"` is not a boolean. Registration ignores these three
+    # (only a superuser's `PATCH /users/{id}` sets them), null included.
+    is_active: StrictBool | None = True
+    is_superuser: StrictBool | None = False
+    is_verified: StrictBool | None = False
+
     @field_validator("email")
     @classmethod
     def _normalize_email(cls, email: str) -> str:
@@ -106,6 +148,13 @@ class UserCreate(schemas.BaseUserCreate):
 class UserUpdate(schemas.BaseUserUpdate):
     """The body of `PATCH /users/me` and `PATCH /users/{id}`; omitted fields stay as they are."""
 
+    # Omitted is "unchanged"; null is refused (see `_refuse_null`), so the schema does not
+    # offer it. Booleans are strict: `0.0` or `"yes"` is not a boolean.
+    password: str | SkipJsonSchema[None] = None
+    email: EmailStr | SkipJsonSchema[None] = Field(default=None, description=EMAIL_DESCRIPTION)
+    is_active: StrictBool | SkipJsonSchema[None] = None
+    is_superuser: StrictBool | SkipJsonSchema[None] = None
+    is_verified: StrictBool | SkipJsonSchema[None] = None
     current_password: str | None = Field(
         default=None,
         description="The user's present password. `PATCH /users/me` requires it to change "

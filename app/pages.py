@@ -1,19 +1,21 @@
 """The pages the mailed links open: e-mail verification and password reset (no JavaScript)."""
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Form, Request, status
+from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from fastapi_users import exceptions
 from fastapi_users.openapi import OpenAPIResponseType
+from fastapi_users.router.common import ErrorModel
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
+from app.link_requests import LinkKind, LinkRequests, LinkRequestsDep
 from app.mail import describe_lifetime
 from app.ratelimit import RATE_LIMIT_RESPONSES, RATE_LIMITED
+from app.security import BODY_TOO_LARGE_RESPONSES
 from app.users import UserManager, UserManagerDep
 
 templates = Jinja2Templates(
@@ -47,10 +49,15 @@ email_address = TypeAdapter(EmailStr)
 
 PAGE_RESPONSES: OpenAPIResponseType = {
     status.HTTP_400_BAD_REQUEST: {
-        "description": "A page saying what is wrong with the link or the form.",
-        "content": {"text/html": {}},
+        "description": "A page saying what is wrong with the link or the form; a form body "
+        "that cannot be parsed gets FastAPI's JSON error instead.",
+        "content": {
+            "text/html": {},
+            "application/json": {"schema": ErrorModel.model_json_schema()},
+        },
     },
     **RATE_LIMIT_RESPONSES,
+    **BODY_TOO_LARGE_RESPONSES,
 }
 
 router = APIRouter(
@@ -78,37 +85,62 @@ def link_trouble(
     )  # fmt: skip
 
 
+# Opening the link changes nothing: mail scanners fetch links to check them, and must not
+# verify an address its owner never saw. The owner confirms with the page's button.
 @router.get("/verify")
 async def verify_page(request: Request, manager: UserManagerDep, token: str = "") -> HTMLResponse:
-    """Verify the e-mail address of the link's token and say how it went."""
+    """A page with a button that verifies the link's address; opening it changes nothing."""
+    try:
+        user = await manager.verify_token_user(token)
+    except exceptions.InvalidVerifyToken:
+        return verify_link_trouble(request)
+    except exceptions.UserAlreadyVerified:
+        return already_verified(request)
+    return render(request, "verify_form.html", title="Verify your e-mail address",
+                  token=token, email=user.email)  # fmt: skip
+
+
+@router.post("/verify")
+async def verify_form(
+    request: Request, manager: UserManagerDep, token: FormText = ""
+) -> HTMLResponse:
+    """Verify the e-mail address of the form's token and say how it went."""
     try:
         await manager.verify(token, request)
     except (exceptions.InvalidVerifyToken, exceptions.UserNotExists):
-        return link_trouble(
-            request,
-            "This verification link does not work",
-            "It has expired, is incomplete, or the account's address changed since it was sent.",
-            request.url_for("new_verify_link_page").path,
-        )
+        return verify_link_trouble(request)
     except exceptions.UserAlreadyVerified:
-        return render(
-            request, "message.html", title="Already verified",
-            text="This e-mail address was verified before. There is nothing more to do.",
-        )  # fmt: skip
+        return already_verified(request)
     return render(
         request, "message.html", title="E-mail address verified",
         text="Thank you: your e-mail address is verified.",
     )  # fmt: skip
 
 
+def verify_link_trouble(request: Request) -> HTMLResponse:
+    """The page for a verification link that is bad, expired or outdated."""
+    return link_trouble(
+        request,
+        "This verification link does not work",
+        "It has expired, is incomplete, or the account's address changed since it was sent.",
+        request.url_for("new_verify_link_page").path,
+    )
+
+
+def already_verified(request: Request) -> HTMLResponse:
+    """The page for a verification link whose address is verified already."""
+    return render(
+        request, "message.html", title="Already verified",
+        text="This e-mail address was verified before. There is nothing more to do.",
+    )  # fmt: skip
+
+
 @router.post("/verify/new-link", name="new_verify_link_page")
 async def new_verify_link_page(
-    request: Request, manager: UserManagerDep, background: BackgroundTasks, email: FormText = ""
+    request: Request, link_requests: LinkRequestsDep, email: FormText = ""
 ) -> HTMLResponse:
     """Mail a new verification link if an unverified account has this address."""
-    return ask_for_link(
-        request, background, manager.request_verify_by_email, email, "new_verify_link_page"
-    )
+    return ask_for_link(request, link_requests, "verify", email, "new_verify_link_page")
 
 
 @router.get("/reset-password")
@@ -153,12 +185,10 @@ async def reset_password_form(
 
 @router.post("/reset-password/new-link", name="new_reset_link_page")
 async def new_reset_link_page(
-    request: Request, manager: UserManagerDep, background: BackgroundTasks, email: FormText = ""
+    request: Request, link_requests: LinkRequestsDep, email: FormText = ""
 ) -> HTMLResponse:
     """Mail a new password reset link if an active account has this address."""
-    return ask_for_link(
-        request, background, manager.forgot_password_by_email, email, "new_reset_link_page"
-    )
+    return ask_for_link(request, link_requests, "reset_password", email, "new_reset_link_page")
 
 
 def reset_form(
@@ -183,13 +213,10 @@ def reset_link_trouble(request: Request) -> HTMLResponse:
     )
 
 
-SendLink = Callable[[str, Request | None], Awaitable[None]]
-
-
 def ask_for_link(
-    request: Request, background: BackgroundTasks, send_link: SendLink, email: str, page: str
+    request: Request, link_requests: LinkRequests, kind: LinkKind, email: str, page: str
 ) -> HTMLResponse:
-    """Have `send_link(email)` run after the answer, which is the same for every address."""
+    """Queue the `kind` link for `email`; the answer is the same for every address."""
     action = request.url_for(page)
     try:
         address = email_address.validate_python(email.strip())
@@ -198,7 +225,7 @@ def ask_for_link(
             request, "Ask for a new link", "That does not look like an e-mail address.",
             action.path,
         )  # fmt: skip
-    background.add_task(send_link, address, request)
+    link_requests.ask(kind, address)
     return render(
         request, "message.html", title="Check your inbox",
         text=f"If {address} belongs to an account that needs it, a new link is on its way.",

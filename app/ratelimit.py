@@ -58,6 +58,7 @@ LIMITED_ROUTES = {
     "verify:verify": LimitedRoute("verify", account_field=None),
     # The pages the mailed links open share the limits of the API routes they stand for.
     "verify_page": LimitedRoute("verify", account_field=None),
+    "verify_form": LimitedRoute("verify", account_field=None),
     "reset_password_form": LimitedRoute("reset_password", account_field=None),
     "new_verify_link_page": LimitedRoute("request_verify_token", "email", form=True),
     "new_reset_link_page": LimitedRoute("forgot_password", "email", form=True),

@@ -274,6 +274,14 @@ def resolve_secret(settings: Settings) -> Settings:
             raise ConfigError(f"Configuration error: SECRET {problem}")
         return settings
     if settings.secret:
+        problem = secret_problem(settings.secret)
+        if problem:
+            # Tokens signed with a secret anyone can read (an example's) can be forged.
+            logger.warning(
+                "SECRET %s: production refuses it, and anyone who knows it can forge "
+                "access, reset and verification tokens. Use it for local development only.",
+                problem,
+            )
         return settings
     logger.warning(
         "SECRET is not set: using a random development secret kept in %s. "

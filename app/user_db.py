@@ -8,14 +8,19 @@ from pathlib import Path
 from typing import Any
 
 from fastapi_users.db import BaseUserDatabase
-from fastapi_users.exceptions import UserAlreadyExists, UserNotExists
-from tortoise import BaseDBAsyncClient
-from tortoise.backends.base.client import TransactionalDBClient
+from fastapi_users.exceptions import FastAPIUsersException, UserAlreadyExists, UserNotExists
+from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
 from tortoise.queryset import QuerySetSingle
 from tortoise.transactions import in_transaction
 
 from app.models import EMAIL_MAX_LENGTH, Session, SessionUser, User, UserDB, normalize_email
+
+
+class LastSuperuser(FastAPIUsersException):
+    """The change would leave no active superuser: deleting, deactivating or demoting the last."""
+
 
 # The SELECTs behind `TortoiseUserDatabase.get` and `.get_by_session`, per SQL dialect.
 SELECT_BY_ID: dict[str, str] = {}
@@ -279,32 +284,51 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
     async def update(self, user: UserDB, update_dict: dict[str, Any]) -> UserDB:
         """Apply `update_dict` to the user and return it fresh from the database.
 
-        Raises `UserAlreadyExists` if the new e-mail is taken and `UserNotExists`
-        if the user was deleted meanwhile. Keys that are no column (FastAPI Users may
-        pass `{"password": None}`) are ignored.
+        Raises `UserAlreadyExists` if the new e-mail is taken, `UserNotExists` if the
+        user was deleted meanwhile, and `LastSuperuser` if it would demote or deactivate
+        the last active superuser. Keys that are no column (FastAPI Users may pass
+        `{"password": None}`) are ignored.
         """
         values = {
             key: value
             for key, value in self._normalized(update_dict).items()
             if key in User._meta.db_fields and key not in ("id", "updated_at")
         }
-        if values:
-            # Only the given columns are written, so concurrent updates of other
-            # fields are not overwritten with stale values.
-            try:
-                async with self._savepoint():
-                    await User.filter(id=user.id).update(**values, updated_at=datetime.now(UTC))
-            except IntegrityError:
-                await self._raise_if_email_taken(values)
-                raise
+        if values.get("is_superuser") is False or values.get("is_active") is False:
+            async with in_transaction() as connection:
+                await keep_a_superuser(connection, user.id)
+                await self._write(connection, user, values)
+        elif values:
+            await self._write(None, user, values)
         updated = await User.get_or_none(id=user.id)
         if updated is None:
             raise UserNotExists()
         return UserDB.model_validate(updated)
 
+    async def _write(
+        self, connection: BaseDBAsyncClient | None, user: UserDB, values: dict[str, Any]
+    ) -> None:
+        # Only the given columns are written, so concurrent updates of other
+        # fields are not overwritten with stale values.
+        try:
+            async with self._savepoint():
+                await (
+                    User.filter(id=user.id)
+                    .using_db(connection)
+                    .update(**values, updated_at=datetime.now(UTC))
+                )
+        except IntegrityError:
+            await self._raise_if_email_taken(values)
+            raise
+
     async def delete(self, user: UserDB) -> None:
-        """Delete the user; deleting one already gone is not an error."""
-        await User.filter(id=user.id).delete()
+        """Delete the user; one already gone is no error, the last active superuser is.
+
+        Raises `LastSuperuser` if the user is the last active superuser.
+        """
+        async with in_transaction() as connection:
+            await keep_a_superuser(connection, user.id)
+            await User.filter(id=user.id).using_db(connection).delete()
 
     @staticmethod
     def _savepoint() -> AbstractAsyncContextManager[object]:
@@ -327,3 +351,23 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
         # checking after the fact keeps us clear of driver-specific error texts.
         if "email" in values and await User.exists(email=values["email"]):
             raise UserAlreadyExists()
+
+
+async def keep_a_superuser(connection: BaseDBAsyncClient, user_id: uuid.UUID) -> None:
+    """Raise `LastSuperuser` if `user_id` is the only active superuser.
+
+    Call it in the transaction that then demotes, deactivates or deletes that user: it
+    locks every active superuser's row (`SELECT ... FOR UPDATE`, in id order so two
+    callers lock alike), so of two superusers demoting each other at once the second
+    waits, then sees the first one's change and is refused. SQLite has no row locks: a
+    write first takes its one write lock for the transaction, with the same effect.
+    """
+    query = User.filter(is_superuser=True, is_active=True).using_db(connection)
+    if connection.capabilities.dialect == "sqlite":
+        await User.filter(id=user_id).using_db(connection).update(is_active=F("is_active"))
+    else:
+        query = query.select_for_update()
+    # Whole rows: Tortoise leaves FOR UPDATE out of a `values_list` query.
+    superusers = [superuser.id for superuser in await query.order_by("id")]
+    if superusers == [user_id]:
+        raise LastSuperuser()

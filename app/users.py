@@ -21,6 +21,7 @@ from fastapi_users.jwt import decode_jwt, generate_jwt
 from tortoise.transactions import in_transaction
 
 from app.db import get_user_db
+from app.link_requests import LinkKind
 from app.mail import Mailer, describe_lifetime, redact
 from app.models import RevokedReason, SessionUser, UserDB, normalize_email
 from app.password_policy import password_problem
@@ -264,7 +265,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
     async def forgot_password_by_email(self, email: str, request: Request | None = None) -> None:
         """Mail a reset link if an active account has `email`; otherwise do nothing.
 
-        Runs after the answer is sent, so the answer and its timing are the same either way.
+        Runs in the app's link-request task (`app/link_requests.py`), not the request's.
         """
         try:
             await self.forgot_password(await self.get_by_email(email), request)
@@ -274,7 +275,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
     async def request_verify_by_email(self, email: str, request: Request | None = None) -> None:
         """Mail a verification link if an active, unverified account has `email`.
 
-        Runs after the answer is sent, so the answer and its timing are the same either way.
+        Runs in the app's link-request task (`app/link_requests.py`), not the request's.
         """
         try:
             await self.request_verify(await self.get_by_email(email), request)
@@ -284,6 +285,39 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
             exceptions.UserAlreadyVerified,
         ):
             logger.info("Verification asked for %s: nothing to verify.", redact(email))
+
+    async def send_link(self, kind: LinkKind, email: str) -> None:
+        """Mail the `kind` link to the account with `email`, if it should have one."""
+        if kind == "reset_password":
+            await self.forgot_password_by_email(email)
+        else:
+            await self.request_verify_by_email(email)
+
+    async def verify_token_user(self, token: str) -> UserDB:
+        """The user a live verification token is for, changing nothing (the verify page).
+
+        Raises `InvalidVerifyToken` (bad, expired, or the address changed since) or
+        `UserAlreadyVerified`, as `verify` would.
+        """
+        try:
+            data = decode_jwt(
+                token, self.verification_token_secret, [self.verification_token_audience]
+            )
+            user = await self.get_by_email(data["email"])
+            user_id = self.parse_id(data["sub"])
+        except (
+            jwt.PyJWTError,
+            KeyError,
+            TypeError,
+            exceptions.UserNotExists,
+            exceptions.InvalidID,
+        ):
+            raise exceptions.InvalidVerifyToken() from None
+        if user_id != user.id:
+            raise exceptions.InvalidVerifyToken()
+        if user.is_verified:
+            raise exceptions.UserAlreadyVerified()
+        return user
 
 
 # The dependencies below run on every authenticated request, so they are few and

@@ -32,6 +32,7 @@ from tortoise.contrib.fastapi import RegisterTortoise
 
 from app.app import create_app
 from app.db import tortoise_config
+from app.link_requests import LinkRequests
 from app.mail import Mailer
 from app.models import User, UserCreate, UserDB
 from app.settings import Settings
@@ -326,9 +327,11 @@ class Mailbox:
 
     inbox: Inbox
     mailer: Mailer
+    link_requests: LinkRequests
 
     async def messages(self) -> list[EmailMessage]:
-        """Every mail delivered so far, once the app's mailer has none under way."""
+        """Every mail delivered so far, once no link request is queued and no mail under way."""
+        await self.link_requests.join()
         await self.mailer.wait_idle()
         return list(self.inbox.messages)
 
@@ -347,7 +350,7 @@ class Mailbox:
 def mailbox(app: FastAPI, smtp_server: SMTPServer) -> Mailbox:
     """The app's mails as the SMTP server received them, starting empty."""
     smtp_server.inbox.messages.clear()
-    return Mailbox(smtp_server.inbox, app.state.mailer)
+    return Mailbox(smtp_server.inbox, app.state.mailer, app.state.link_requests)
 
 
 def text_of(message: EmailMessage) -> str:

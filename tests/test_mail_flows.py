@@ -88,15 +88,44 @@ async def test_register_then_the_mailed_verification_link_verifies_the_account(
 
     page = await client.get(link)
 
+    # Opening the link (as a mail scanner would) only shows the confirmation button.
     assert page.status_code == 200, page.text
-    assert "E-mail address verified" in page.text
-    assert token_in(mail) not in page.text
-    me = await client.get("/users/me", headers=await login("ada@example.com"))
+    assert "Verify your e-mail address" in page.text
+    assert "ada@example.com" in page.text
+    assert '<form method="post" action="/verify">' in page.text
+    assert hidden_token(page) == token_in(mail)
+    headers = await login("ada@example.com")
+    me = await client.get("/users/me", headers=headers)
+    assert me.json()["is_verified"] is False
+
+    confirmed = await client.post("/verify", data={"token": hidden_token(page)})
+
+    assert confirmed.status_code == 200, confirmed.text
+    assert "E-mail address verified" in confirmed.text
+    assert token_in(mail) not in confirmed.text
+    me = await client.get("/users/me", headers=headers)
     assert me.json()["is_verified"] is True
 
-    again = await client.get(link)
-    assert again.status_code == 200
-    assert "Already verified" in again.text
+    for again in (
+        await client.get(link),
+        await client.post("/verify", data={"token": token_in(mail)}),
+    ):
+        assert again.status_code == 200
+        assert "Already verified" in again.text
+
+
+async def test_opening_the_verification_link_many_times_changes_nothing(
+    client: httpx.AsyncClient, user: UserDB, mailbox: Mailbox, login: Login
+) -> None:
+    await client.post("/auth/request-verify-token", json={"email": user.email})
+    link = link_in(await mailbox.only_message())
+
+    for _ in range(3):
+        assert (await client.get(link)).status_code == 200
+        assert (await client.head(link)).status_code in (200, 405)
+
+    me = await client.get("/users/me", headers=await login(user.email))
+    assert me.json()["is_verified"] is False
 
 
 @pytest.mark.parametrize(
@@ -110,10 +139,14 @@ async def test_register_then_the_mailed_verification_link_verifies_the_account(
         ),
     ],
 )
+@pytest.mark.parametrize("method", ["GET", "POST"])
 async def test_a_bad_verification_link_shows_an_error_and_a_form_for_a_new_link(
-    client: httpx.AsyncClient, user: UserDB, token: str
+    client: httpx.AsyncClient, user: UserDB, token: str, method: str
 ) -> None:
-    page = await client.get("/verify", params={"token": token})
+    if method == "GET":
+        page = await client.get("/verify", params={"token": token})
+    else:
+        page = await client.post("/verify", data={"token": token})
 
     assert page.status_code == 400
     assert "This verification link does not work" in page.text
@@ -125,7 +158,8 @@ async def test_the_verification_link_fails_once_the_email_changed(
     client: httpx.AsyncClient, user: UserDB, auth_headers: dict[str, str], mailbox: Mailbox
 ) -> None:
     await client.post("/auth/request-verify-token", json={"email": user.email})
-    link = link_in(await mailbox.only_message())
+    mail = await mailbox.only_message()
+    link = link_in(mail)
     changed = await client.patch(
         "/users/me",
         json={"email": "new@example.com", "current_password": PASSWORD},
@@ -134,9 +168,11 @@ async def test_the_verification_link_fails_once_the_email_changed(
     assert changed.status_code == 200
 
     page = await client.get(link)
+    confirmed = await client.post("/verify", data={"token": token_in(mail)})
 
-    assert page.status_code == 400
+    assert page.status_code == confirmed.status_code == 400
     assert "does not work" in page.text
+    assert "does not work" in confirmed.text
     me = await client.get("/users/me", headers=auth_headers)
     assert me.json()["is_verified"] is False
 
@@ -150,7 +186,7 @@ async def test_asking_for_a_new_verification_link_from_the_page(
     assert "Check your inbox" in page.text
     mail = await mailbox.only_message()
     assert mail["To"] == user.email
-    assert (await client.get(link_in(mail))).status_code == 200
+    assert (await client.post("/verify", data={"token": token_in(mail)})).status_code == 200
 
 
 # --- password reset --------------------------------------------------------------------------
@@ -468,6 +504,7 @@ async def test_the_reset_token_dies_when_the_password_changes_otherwise(
     ("method", "path", "data"),
     [
         ("GET", "/verify?token=x", None),
+        ("POST", "/verify", {"token": "x"}),
         ("GET", "/reset-password?token=x", None),
         ("POST", "/reset-password", {"token": "x", "password": "a", "password_confirm": "a"}),
         ("POST", "/verify/new-link", {"email": "a@example.com"}),

@@ -275,6 +275,32 @@ async def test_per_account_limit_holds_across_ips_and_letter_cases(
     assert_not_limited(other_account)
 
 
+@pytest.mark.parametrize(
+    ("route", "limits"),
+    [(route, {f"rate_limit_{route}_per_account": "3/minute"}) for route in ACCOUNT_ROUTES],
+    indirect=["limits"],
+    ids=ACCOUNT_ROUTES,
+)
+async def test_per_account_limit_holds_across_unicode_spellings(
+    client_at: ClientAt, route: str
+) -> None:
+    """Fullwidth letters, punycode, NFD and upper case all count against one account."""
+    send = ROUTES[route]
+    spellings = [
+        "victim@xn--bcher-kva.example",
+        "VICTIM@BÜCHER.EXAMPLE",
+        "\uff56\uff49\uff43\uff54\uff49\uff4d@\uff42\u00fc\uff43\uff48\uff45\uff52.example",
+    ]
+
+    for i, spelling in enumerate(spellings):
+        assert_not_limited(await send(client_at(f"198.51.100.{i}"), spelling))
+    limited = await send(client_at("198.51.100.99"), "victim@bu\u0308cher.example")
+    look_alike = await send(client_at("198.51.100.99"), "vict\u0456m@b\u00fccher.example")
+
+    assert_limited(limited)
+    assert_not_limited(look_alike)  # a Cyrillic i (U+0456) is another account
+
+
 @with_limits(rate_limit_login_per_ip="2/minute", rate_limit_login_per_account="3/minute")
 async def test_requests_refused_per_ip_do_not_use_up_the_account(client_at: ClientAt) -> None:
     attacker, owner = client_at("203.0.113.66"), client_at("198.51.100.7")

@@ -217,3 +217,26 @@ async def test_other_http_errors_keep_their_answer(client: httpx.AsyncClient) ->
 
     assert response.status_code == 404
     assert response.json() == {"detail": "Not Found"}
+
+
+async def test_a_405_names_every_method_of_its_path(client: httpx.AsyncClient) -> None:
+    """OPTIONS, or any method a path lacks, is 405 with `Allow` listing what the path serves."""
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert paths, "the OpenAPI has no paths"
+    for path, operations in paths.items():
+        url = path.replace("{id}", "00000000-0000-4000-8000-000000000000")
+        documented = {method.upper() for method in operations}
+        for method in ("OPTIONS", "PUT", "TRACE") if "PUT" not in documented else ("OPTIONS",):
+            response = await client.request(method, url)
+
+            assert response.status_code == 405, (method, path)
+            allowed = {m.strip() for m in response.headers["allow"].split(",")}
+            assert allowed == documented, (method, path, allowed)
+            assert response.json() == {"detail": "Method Not Allowed"}
+
+
+async def test_a_405_on_a_path_with_one_route_is_as_before(client: httpx.AsyncClient) -> None:
+    response = await client.get("/auth/register")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"

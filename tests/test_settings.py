@@ -171,6 +171,31 @@ def test_development_with_secret_uses_it_silently(
     assert not (tmp_path / ".dev-secret").exists()
 
 
+@pytest.mark.parametrize(
+    "secret",
+    [
+        pytest.param("SECRET", id="the-example-placeholder"),
+        pytest.param("changethis", id="placeholder"),
+        pytest.param("x" * (MIN_SECRET_BYTES - 1), id="one-byte-short"),
+    ],
+)
+def test_development_warns_loudly_about_a_secret_production_would_refuse(
+    secret: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Development still starts with a weak SECRET, but says what production would say."""
+    monkeypatch.setenv("SECRET", secret)
+    caplog.set_level(logging.WARNING, logger="app.settings")
+
+    assert resolve_secret(load_settings()).jwt_secret == secret
+
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.getMessage().startswith("SECRET ")
+    assert "production refuses it" in record.getMessage()
+    assert "forge" in record.getMessage()
+    assert secret not in record.getMessage().removeprefix("SECRET ")
+
+
 def test_development_without_secret_warns_and_keeps_a_private_secret_file(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
