@@ -34,12 +34,14 @@ from app.models import EMAIL_DESCRIPTION, AuditEventPage, UserCreate, UserDB, Us
 from app.passwords import PasswordHasher
 from app.ratelimit import RATE_LIMIT_RESPONSES, RATE_LIMITED, RateLimiter
 from app.security import BODY_TOO_LARGE_RESPONSES, add_http_hygiene
+from app.session_routes import auth_router, sessions_router
+from app.sessions import Sessions
 from app.settings import Settings, load_settings, resolve_secret
 from app.user_db import LastSuperuser, TortoiseUserDatabase
 from app.users import (
     InvalidCurrentPassword,
+    SessionStrategy,
     UserManager,
-    auth_backend,
     current_active_user,
     current_superuser,
     fastapi_users,
@@ -244,11 +246,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.error("%s", exc)
         raise
     app.state.sqlite_reader = open_sqlite_reader()
+    app.state.sessions.user_db = TortoiseUserDatabase(app.state.sqlite_reader)
     app.state.rate_limiter = RateLimiter(app.state.settings)
     state = app.state
     manager = UserManager(
         TortoiseUserDatabase(state.sqlite_reader), state.settings, state.password_hasher,
-        state.mailer,
+        state.mailer, state.sessions,
     )  # fmt: skip
     state.link_requests.start(manager.send_link)
     health_state: Health = state.health
@@ -271,14 +274,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         health_state.restore_signals()
         metrics.mark_worker_gone()
         flush_logs()
-
-
-def with_logout_documented_as_204(router: APIRouter) -> APIRouter:
-    """The auth router, its logout documented as the 204 it answers (upstream documents 200)."""
-    for route in router.routes:
-        if isinstance(route, APIRoute) and route.name.endswith(".logout"):
-            route.status_code = status.HTTP_204_NO_CONTENT
-    return router
 
 
 def with_last_superuser_documented(router: APIRouter) -> APIRouter:
@@ -348,6 +343,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.password_hasher = PasswordHasher(settings)
     app.state.mailer = Mailer(settings)
+    app.state.sessions = Sessions(settings, app.state.mailer)
+    app.state.session_strategy = SessionStrategy(app.state.sessions)
     app.state.link_requests = LinkRequests()
     app.state.health = Health(settings.shutdown_drain_seconds)
 
@@ -361,10 +358,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     # The example's routers, prefixes and tags; the auth routes are rate-limited
-    # (`app/ratelimit.py` says which route is limited how).
+    # (`app/ratelimit.py` says which route is limited how). Our session routes replace
+    # FastAPI Users' auth router at the same paths and names (app/session_routes.py).
     auth_responses = {**RATE_LIMIT_RESPONSES, **BODY_TOO_LARGE_RESPONSES}
     app.include_router(
-        with_logout_documented_as_204(fastapi_users.get_auth_router(auth_backend)),
+        auth_router,
         prefix="/auth/jwt",
         tags=["auth"],
         dependencies=RATE_LIMITED,
@@ -390,6 +388,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags=["auth"],
         dependencies=RATE_LIMITED,
         responses=auth_responses,
+    )
+    app.include_router(
+        sessions_router, prefix="/users", tags=["users"], responses=BODY_TOO_LARGE_RESPONSES
     )
     app.include_router(
         with_last_superuser_documented(fastapi_users.get_users_router(UserRead, UserUpdate)),

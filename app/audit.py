@@ -115,6 +115,15 @@ async def record_logout(request: Request | None, user_id: uuid.UUID) -> None:
     await record(Event("logout"), request, subject_id=user_id, actor_id=user_id)
 
 
+async def record_sessions_revoked(
+    request: Request | None, user_id: uuid.UUID, reason: str, count: int
+) -> None:
+    """Audit sessions of `user_id` ended for `reason` (nothing when none was open)."""
+    if count:
+        event = Event("sessions_revoked", {"reason": reason, "count": count})
+        await record(event, request, subject_id=user_id)
+
+
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 

@@ -3,8 +3,9 @@
 import asyncio
 import logging
 import re
+import secrets
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid, parseaddr
+from email.utils import formatdate, parseaddr
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -19,12 +20,15 @@ logger = logging.getLogger(__name__)
 
 MAIL_TEMPLATES = Path(__file__).parent / "templates" / "mail"
 
-MailKind = Literal["verify", "reset_password", "password_changed", "email_changed"]
+MailKind = Literal[
+    "verify", "reset_password", "password_changed", "email_changed", "session_revoked"
+]
 SUBJECTS: dict[MailKind, str] = {
     "verify": "Verify your e-mail address",
     "reset_password": "Reset your password",
     "password_changed": "Your password was changed",
     "email_changed": "Your e-mail address was changed",
+    "session_revoked": "A sign-in to your account was ended",
 }
 
 
@@ -94,7 +98,8 @@ class Mailer:
         message["To"] = to
         message["Date"] = formatdate(localtime=False, usegmt=True)
         _, sender = parseaddr(self.settings.mail_from)
-        message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
+        # Not email.utils.make_msgid: it draws from the global `random` state.
+        message["Message-ID"] = f"<{secrets.token_hex(16)}@{sender.rpartition('@')[2]}>"
         message.set_content(self.templates.get_template(f"{kind}.txt").render(context))
         html = self.templates.get_template(f"{kind}.html").render(context)
         message.add_alternative(html, subtype="html")

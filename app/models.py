@@ -1,13 +1,13 @@
-"""The Tortoise `User` model and the pydantic schemas built on it (`UserDB` among them)."""
+"""The Tortoise models (`User`, `Session`) and the pydantic schemas built on them."""
 
 import unicodedata
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import idna
 from fastapi_users import schemas
-from pydantic import ConfigDict, EmailStr, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool, field_validator
 from pydantic.json_schema import SkipJsonSchema
 from tortoise import fields
 from tortoise.contrib.pydantic import PydanticModel
@@ -69,6 +69,40 @@ class User(Model):
         table = "user"
 
 
+# Why a session ended (`Session.revoked_reason`); `expired` is only ever shown, never stored.
+RevokedReason = Literal[
+    "logout", "logout_all", "password_change", "password_reset", "deactivated", "admin",
+    "refresh_reuse", "evicted", "expired",
+]  # fmt: skip
+IP_MAX_LENGTH = 45  # an IPv6 address in its longest text form
+USER_AGENT_MAX_LENGTH = 255
+
+
+class Session(Model):
+    """A login: the `sid` of its access tokens and the generation of its refresh token.
+
+    No column holds a credential: a refresh token is an HMAC of (id, refresh_counter)
+    under the secret, so the table alone lets no one in.
+    """
+
+    id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="sessions", on_delete=fields.CASCADE, db_index=True
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+    auth_time = fields.DatetimeField()
+    last_refreshed_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField(db_index=True)
+    refresh_counter = fields.IntField(default=0)
+    revoked_at = fields.DatetimeField(null=True)
+    revoked_reason = fields.CharField(max_length=32, null=True)
+    ip = fields.CharField(max_length=IP_MAX_LENGTH, null=True)
+    user_agent = fields.CharField(max_length=USER_AGENT_MAX_LENGTH, null=True)
+
+    class Meta:
+        table = "auth_session"
+
+
 class UserDB(PydanticModel):
     """A user as the adapter returns it and the manager works with it."""
 
@@ -82,6 +116,13 @@ class UserDB(PydanticModel):
     is_verified: bool
     created_at: datetime
     updated_at: datetime
+
+
+class SessionUser(UserDB):
+    """The user of an authenticated request, with the session its access token belongs to."""
+
+    session_id: uuid.UUID
+    auth_time: datetime
 
 
 class UserRead(schemas.BaseUser[uuid.UUID]):
@@ -164,7 +205,6 @@ AUDIT_ACTIONS = (
     "refresh_reuse",
     "sessions_revoked",
 )
-USER_AGENT_MAX_LENGTH = 255
 
 
 class AuditEvent(Model):
@@ -212,3 +252,38 @@ class AuditEventPage(PydanticModel):
 
     items: list[AuditEventRead]
     next_cursor: str | None
+
+
+class TokenResponse(BaseModel):
+    """A token pair (RFC 6749 section 5.1), from login and refresh."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105
+    expires_in: int = Field(description="Seconds the access token is valid.")
+    refresh_token: str
+    refresh_expires_in: int = Field(
+        description="Seconds the refresh token stays usable if not used: until the session's "
+        "idle timeout or its absolute end, whichever comes first."
+    )
+
+
+class OAuthErrorModel(BaseModel):
+    """An error of the token routes: FastAPI Users' `detail` code and RFC 6749's `error`."""
+
+    detail: str
+    error: Literal["invalid_request", "invalid_grant", "unsupported_grant_type"]
+
+
+class SessionRead(BaseModel):
+    """A session as `GET /users/me/sessions` shows it; ended ones have `revoked_at`."""
+
+    id: uuid.UUID
+    created_at: datetime
+    auth_time: datetime = Field(description="The last password login of this session.")
+    last_refreshed_at: datetime
+    expires_at: datetime = Field(description="The absolute end, whatever the refreshes.")
+    ip: str | None
+    user_agent: str | None
+    current: bool = Field(description="Whether this is the session of the calling token.")
+    revoked_at: datetime | None = Field(description="When it ended; null while it is open.")
+    revoked_reason: RevokedReason | None

@@ -56,6 +56,7 @@ class LimitedRoute:
 # Route names (`request.scope["route"].name`), FastAPI Users' and ours -> how each is limited.
 LIMITED_ROUTES = {
     "auth:jwt.login": LimitedRoute("login", account_field="username", form=True),
+    "auth:jwt.refresh": LimitedRoute("refresh", account_field=None),
     "register:register": LimitedRoute("register", account_field="email"),
     "reset:forgot_password": LimitedRoute("forgot_password", account_field="email"),
     "reset:reset_password": LimitedRoute("reset_password", account_field=None),

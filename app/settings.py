@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     dev_secret_file: Path = Path(".dev-secret")
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     jwt_lifetime_seconds: int = Field(default=3600, gt=0)
+    # Sessions (app/sessions.py, docs/sessions.md).
+    session_idle_seconds: int = Field(default=7 * 86400, gt=0)
+    session_max_seconds: int = Field(default=30 * 86400, gt=0)
+    session_history_seconds: int = Field(default=7 * 86400, ge=0)
+    refresh_reuse_grace_seconds: int = Field(default=10, ge=0)
+    session_fresh_seconds: int = Field(default=600, ge=0)
+    max_sessions_per_user: int = Field(default=100, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
@@ -84,6 +91,7 @@ class Settings(BaseSettings):
     rate_limit_request_verify_token_per_account: str = "3/minute"
     rate_limit_verify_per_ip: str = "10/minute;100/hour"
     rate_limit_reset_password_per_ip: str = "10/minute;100/hour"
+    rate_limit_refresh_per_ip: str = "60/minute;1000/hour"
     redis_url: str | None = None
     redis_timeout_seconds: float = Field(default=0.5, gt=0)
     rate_limit_key_prefix: str = Field(default="fastapi-users-ratelimit", min_length=1)
@@ -123,7 +131,8 @@ class Settings(BaseSettings):
                      "rate_limit_forgot_password_per_ip", "rate_limit_forgot_password_per_account",
                      "rate_limit_request_verify_token_per_ip",
                      "rate_limit_request_verify_token_per_account",
-                     "rate_limit_verify_per_ip", "rate_limit_reset_password_per_ip")  # fmt: skip
+                     "rate_limit_verify_per_ip", "rate_limit_reset_password_per_ip",
+                     "rate_limit_refresh_per_ip")  # fmt: skip
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
         if value.strip():

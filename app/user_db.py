@@ -2,27 +2,98 @@
 
 import sqlite3
 import uuid
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi_users.db import BaseUserDatabase
 from fastapi_users.exceptions import FastAPIUsersException, UserAlreadyExists, UserNotExists
-from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.queryset import QuerySetSingle
 from tortoise.transactions import in_transaction
 
-from app.models import EMAIL_MAX_LENGTH, User, UserDB, normalize_email
+from app.models import EMAIL_MAX_LENGTH, Session, SessionUser, User, UserDB, normalize_email
 
 
 class LastSuperuser(FastAPIUsersException):
     """The change would leave no active superuser: deleting, deactivating or demoting the last."""
 
 
-# The SELECT behind `TortoiseUserDatabase.get`, per SQL dialect (see there).
+# The SELECTs behind `TortoiseUserDatabase.get` and `.get_by_session`, per SQL dialect.
 SELECT_BY_ID: dict[str, str] = {}
+SELECT_BY_SESSION: dict[str, str] = {}
+SELECT_SESSION: dict[str, str] = {}
+ROTATE_SESSION: dict[str, str] = {}
+USER_COLUMNS = tuple(UserDB.model_fields)
+QUOTE = {"sqlite": '"', "postgres": '"', "mysql": "`"}
+
+
+def placeholder(dialect: str, n: int) -> str:
+    """The `n`-th (1-based) query parameter in the dialect's SQL."""
+    return {"sqlite": "?", "postgres": f"${n}", "mysql": "%s"}[dialect]
+
+
+def select_by_session_sql(dialect: str) -> str:
+    """The user joined with one live session: params user id, session id, now."""
+    q = QUOTE[dialect]
+
+    def p(n: int) -> str:
+        return placeholder(dialect, n)
+
+    columns = ", ".join(f"u.{q}{column}{q}" for column in USER_COLUMNS)
+    # Only identifiers are formatted in; the values are bound parameters.
+    return (
+        f"SELECT {columns}, s.{q}auth_time{q} FROM {q}user{q} u"  # noqa: S608
+        f" JOIN {q}auth_session{q} s ON s.{q}user_id{q} = u.{q}id{q}"
+        f" WHERE u.{q}id{q} = {p(1)} AND s.{q}id{q} = {p(2)} AND s.{q}revoked_at{q} IS NULL"
+        f" AND s.{q}expires_at{q} > {p(3)} AND u.{q}is_active{q}"
+    )
+
+
+def select_session_sql(dialect: str) -> str:
+    """A session with its user's e-mail and active flag: param session id."""
+    q = QUOTE[dialect]
+    return (
+        f"SELECT s.*, u.{q}email{q} AS user_email, u.{q}is_active{q} AS user_is_active"  # noqa: S608
+        f" FROM {q}auth_session{q} s JOIN {q}user{q} u ON u.{q}id{q} = s.{q}user_id{q}"
+        f" WHERE s.{q}id{q} = {placeholder(dialect, 1)}"
+    )
+
+
+def rotate_session_sql(dialect: str) -> str:
+    """Rotate a live session's refresh counter; params now, id, generation, now, idle cutoff."""
+    q = QUOTE[dialect]
+
+    def p(n: int) -> str:
+        return placeholder(dialect, n)
+
+    return (
+        f"UPDATE {q}auth_session{q} SET {q}refresh_counter{q} = {q}refresh_counter{q} + 1,"  # noqa: S608
+        f" {q}last_refreshed_at{q} = {p(1)} WHERE {q}id{q} = {p(2)}"
+        f" AND {q}refresh_counter{q} = {p(3)} AND {q}revoked_at{q} IS NULL"
+        f" AND {q}expires_at{q} > {p(4)} AND {q}last_refreshed_at{q} > {p(5)}"
+    )
+
+
+def db_datetime(dialect: str, moment: datetime) -> Any:
+    """`moment` (aware, UTC) as a query parameter compares with the dialect's stored values.
+
+    SQLite keeps Tortoise's ISO text, MySQL/MariaDB naive UTC (the session time zone
+    is UTC), PostgreSQL a timestamptz.
+    """
+    if dialect == "sqlite":
+        return moment.isoformat(" ")
+    if dialect == "mysql":
+        return moment.replace(tzinfo=None)
+    return moment
+
+
+def in_a_transaction(connection: BaseDBAsyncClient) -> bool:
+    """Whether `connection` (a model's `_meta.db`) is the current task's open transaction."""
+    return isinstance(connection, TransactionalDBClient)
 
 
 def is_storable_email(email: str) -> bool:
@@ -81,9 +152,9 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
     async def get(self, id: uuid.UUID) -> UserDB | None:
         """The user with this id, or None.
 
-        Every authenticated request reads its user here, so this read is lean: the
-        SELECT Tortoise builds is kept per dialect and reused (building it is most of a
-        Tortoise query's cost), and on SQLite it runs on `sqlite_reader` when there is one.
+        The SELECT Tortoise builds is kept per dialect and reused (building it is most of
+        a Tortoise query's cost), and on SQLite it runs on `sqlite_reader` when there is
+        one, except inside a transaction, whose own writes only its connection sees.
         """
         connection = User._meta.db
         dialect = connection.capabilities.dialect
@@ -91,7 +162,7 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
         if sql is None:
             sql = SELECT_BY_ID[dialect] = User.filter(id=id).sql()
         params = [User._meta.pk.to_db_value(id, User)]
-        if self.sqlite_reader is not None:
+        if self.sqlite_reader is not None and not in_a_transaction(connection):
             try:
                 row = self.sqlite_reader.fetch_one(sql, params)
             except sqlite3.OperationalError:
@@ -101,6 +172,94 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
                 return None if row is None else UserDB.model_validate(row)
         rows = await connection.execute_query_dict(sql, params)
         return UserDB.model_validate(User._init_from_db(**rows[0])) if rows else None
+
+    async def get_by_session(
+        self, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
+    ) -> SessionUser | None:
+        """The active user with this live session (not revoked, not expired), or None.
+
+        Every authenticated request makes this one read, so it is lean like `get`: the
+        SQL is built once per dialect, and on SQLite it runs on `sqlite_reader`.
+        """
+        connection = User._meta.db
+        dialect = connection.capabilities.dialect
+        sql = SELECT_BY_SESSION.get(dialect)
+        if sql is None:
+            sql = SELECT_BY_SESSION[dialect] = select_by_session_sql(dialect)
+        params = [
+            User._meta.pk.to_db_value(user_id, User),
+            Session._meta.pk.to_db_value(session_id, Session),
+            db_datetime(dialect, now),
+        ]
+        if self.sqlite_reader is not None and not in_a_transaction(connection):
+            try:
+                row = self.sqlite_reader.fetch_one(sql, params)
+            except sqlite3.OperationalError:
+                pass  # locked: the usual path waits for it, off the event loop
+            else:
+                if row is None:
+                    return None
+                return SessionUser.model_validate({**row, "session_id": session_id})
+        rows = await connection.execute_query_dict(sql, params)
+        if not rows:
+            return None
+        user = User._init_from_db(**{column: rows[0][column] for column in USER_COLUMNS})
+        auth_time = Session._meta.fields_map["auth_time"].to_python_value(rows[0]["auth_time"])
+        return SessionUser.model_validate(
+            {**UserDB.model_validate(user).model_dump(), "session_id": session_id,
+             "auth_time": auth_time}
+        )  # fmt: skip
+
+    async def rotate_session(
+        self, session_id: uuid.UUID, generation: int, now: datetime, idle_cutoff: datetime
+    ) -> bool:
+        """Move a live session from `generation` to the next; False if it was not there.
+
+        One conditional UPDATE: of concurrent rotations of one generation, on any number
+        of workers, exactly one succeeds, with no row lock. Built once per dialect.
+        """
+        connection = Session._meta.db
+        dialect = connection.capabilities.dialect
+        sql = ROTATE_SESSION.get(dialect)
+        if sql is None:
+            sql = ROTATE_SESSION[dialect] = rotate_session_sql(dialect)
+        moment = db_datetime(dialect, now)
+        params = [
+            moment,
+            Session._meta.pk.to_db_value(session_id, Session),
+            generation,
+            moment,
+            db_datetime(dialect, idle_cutoff),
+        ]
+        changed, _ = await connection.execute_query(sql, params)
+        return changed == 1
+
+    async def get_session(self, session_id: uuid.UUID) -> tuple[Session, str, bool] | None:
+        """The session, its user's e-mail and whether that user is active; or None.
+
+        Every refresh makes this read after its UPDATE, so it is lean like `get`.
+        """
+        connection = Session._meta.db
+        dialect = connection.capabilities.dialect
+        sql = SELECT_SESSION.get(dialect)
+        if sql is None:
+            sql = SELECT_SESSION[dialect] = select_session_sql(dialect)
+        params = [Session._meta.pk.to_db_value(session_id, Session)]
+        row: dict[str, Any] | None = None
+        read = False
+        if self.sqlite_reader is not None and not in_a_transaction(connection):
+            try:
+                row = self.sqlite_reader.fetch_one(sql, params)
+                read = True
+            except sqlite3.OperationalError:
+                pass  # locked: the usual path waits for it, off the event loop
+        if not read:
+            rows = await connection.execute_query_dict(sql, params)
+            row = dict(rows[0]) if rows else None
+        if row is None:
+            return None
+        email, is_active = row.pop("user_email"), row.pop("user_is_active")
+        return Session._init_from_db(**row), email, bool(is_active)
 
     async def get_by_email(self, email: str) -> UserDB | None:
         """The user with this e-mail in any letter case, or None."""
@@ -117,7 +276,7 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
         """Insert a user; raises `UserAlreadyExists` if the e-mail is taken."""
         values = self._normalized(create_dict)
         try:
-            async with in_transaction():
+            async with self._savepoint():
                 user = await User.create(**values)
         except IntegrityError:
             await self._raise_if_email_taken(values)
@@ -129,9 +288,14 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
 
         Raises `UserAlreadyExists` if the new e-mail is taken, `UserNotExists` if the
         user was deleted meanwhile, and `LastSuperuser` if it would demote or deactivate
-        the last active superuser.
+        the last active superuser. Keys that are no column (FastAPI Users may pass
+        `{"password": None}`) are ignored.
         """
-        values = self._normalized(update_dict)
+        values = {
+            key: value
+            for key, value in self._normalized(update_dict).items()
+            if key in User._meta.db_fields and key not in ("id", "updated_at")
+        }
         if values.get("is_superuser") is False or values.get("is_active") is False:
             async with in_transaction() as connection:
                 await keep_a_superuser(connection, user.id)
@@ -145,10 +309,9 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
 
     async def _write(self, user: UserDB, values: dict[str, Any]) -> None:
         # Only the given columns are written, so concurrent updates of other fields are
-        # not overwritten with stale values. A savepoint inside a caller's transaction:
-        # on PostgreSQL a failed statement would otherwise abort the whole transaction.
+        # not overwritten with stale values.
         try:
-            async with in_transaction():
+            async with self._savepoint():
                 await User.filter(id=user.id).update(**values, updated_at=datetime.now(UTC))
         except IntegrityError:
             await self._raise_if_email_taken(values)
@@ -162,6 +325,15 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
         async with in_transaction() as connection:
             await keep_a_superuser(connection, user.id)
             await User.filter(id=user.id).using_db(connection).delete()
+
+    @staticmethod
+    def _savepoint() -> AbstractAsyncContextManager[object]:
+        # Inside a transaction a failed statement aborts it on PostgreSQL, and the
+        # e-mail check after an IntegrityError would fail too: a savepoint keeps the
+        # transaction usable. Outside one, no extra round trips.
+        if in_a_transaction(User._meta.db):
+            return in_transaction()
+        return nullcontext()
 
     @staticmethod
     def _normalized(values: dict[str, Any]) -> dict[str, Any]:

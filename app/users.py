@@ -1,4 +1,4 @@
-"""FastAPI Users wiring: the user manager, the bearer transport and the JWT backend."""
+"""FastAPI Users wiring: the user manager, the bearer transport, the session strategy, backend."""
 
 import hmac
 import logging
@@ -16,7 +16,7 @@ from fastapi_users import (
     exceptions,
     schemas,
 )
-from fastapi_users.authentication import AuthenticationBackend, BearerTransport, JWTStrategy
+from fastapi_users.authentication import AuthenticationBackend, BearerTransport, Strategy
 from fastapi_users.jwt import decode_jwt, generate_jwt
 from tortoise.transactions import in_transaction
 
@@ -26,9 +26,10 @@ from app.db import get_user_db
 from app.link_requests import LinkKind
 from app.logs import note_user, request_id_of
 from app.mail import Mailer, describe_lifetime, redact
-from app.models import UserDB, normalize_email
+from app.models import RevokedReason, SessionUser, UserDB, normalize_email
 from app.password_policy import password_problem
 from app.passwords import NoInlineHashing, PasswordHasher
+from app.sessions import Sessions, utcnow
 from app.settings import Settings
 from app.user_db import TortoiseUserDatabase
 
@@ -56,12 +57,14 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
         settings: Settings,
         hasher: PasswordHasher,
         mailer: Mailer,
+        sessions: Sessions | None = None,
         request: Request | None = None,
     ) -> None:
         super().__init__(user_db, NoInlineHashing())
         self.settings = settings
         self.hasher = hasher
         self.mailer = mailer
+        self.sessions = sessions or Sessions(settings, mailer)
         self.request = request  # the request this manager serves, for the audit trail
         self._next_update_events: tuple[Event, ...] = ()
         self.reset_password_token_secret = settings.jwt_secret
@@ -131,7 +134,9 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
     ) -> UserDB:
         """Set a new password with a reset token; the token dies with the old password."""
         user = await self.reset_token_user(token)
-        updated_user = await self._update(user, {"password": password}, [Event("password_reset")])
+        updated_user = await self._update(
+            user, {"password": password}, [Event("password_reset")], "password_reset"
+        )
         await self.on_after_reset_password(user, request)
         return updated_user
 
@@ -174,10 +179,18 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
         await self.on_after_delete(user, request)
 
     async def _update(
-        self, user: UserDB, update_dict: dict[str, Any], events: list[Event] | None = None
+        self,
+        user: UserDB,
+        update_dict: dict[str, Any],
+        events: list[Event] | None = None,
+        ends_sessions_as: RevokedReason = "password_change",
     ) -> UserDB:
-        # As upstream, but the new password is hashed off the event loop, and the
-        # change commits together with its audit events.
+        """As upstream, but the new password is hashed off the event loop, and the change
+        commits together with its audit events and the sessions it ends.
+
+        A new password ends every other session (`ends_sessions_as`; through
+        `PATCH /users/me` the caller's own session stays), deactivation ends them all.
+        """
         events = list(events if events is not None else self._next_update_events)
         values: dict[str, Any] = {}
         for field, value in update_dict.items():
@@ -191,10 +204,19 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
                 values["hashed_password"] = await self.hasher.hash(value)
             else:
                 values[field] = value
+        ending: tuple[RevokedReason, uuid.UUID | None] | None = None
+        if values.get("is_active") is False:
+            ending = ("deactivated", None)
+        elif "hashed_password" in values:
+            keep = user.session_id if isinstance(user, SessionUser) else None
+            ending = (ends_sessions_as, None if ends_sessions_as == "password_reset" else keep)
         async with in_transaction():
             updated = await self.user_db.update(user, values)
             for event in events:
                 await audit.record(event, self.request, subject_id=user.id)
+            if ending is not None:
+                ended = await self.sessions.revoke_all(user.id, ending[0], keep=ending[1])
+                await audit.record_sessions_revoked(self.request, user.id, ending[0], ended)
         return updated
 
     async def validate_password(self, password: str, user: schemas.BaseUserCreate | UserDB) -> None:
@@ -385,7 +407,9 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserDB, uuid.UUID]):
 async def get_user_manager(request: Request, user_db: UserDatabaseDep) -> UserManager:
     """Provide the user manager to FastAPI Users."""
     state = request.app.state
-    return UserManager(user_db, state.settings, state.password_hasher, state.mailer, request)
+    return UserManager(
+        user_db, state.settings, state.password_hasher, state.mailer, state.sessions, request
+    )
 
 
 UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
@@ -394,32 +418,52 @@ UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
 bearer_transport = BearerTransport(tokenUrl="auth/jwt/login")
 
 
-class ObservedJWTStrategy(JWTStrategy[UserDB, uuid.UUID]):
-    """JWTs whose reader notes the user for the access log, and whose logout is audited."""
+class SessionStrategy(Strategy[UserDB, uuid.UUID]):
+    """Access tokens bound to a session (app/sessions.py); built once per app.
 
-    def __init__(self, secret: str, lifetime_seconds: int, request: Request) -> None:
-        super().__init__(secret=secret, lifetime_seconds=lifetime_seconds)
-        self.request = request
+    `read_token` refuses a token without `exp`, `iat`, `sub`, `sid` or FastAPI Users'
+    audience (so refresh, reset and verify tokens too), then reads the user joined with
+    the session in one query: a revoked or expired session, or an inactive or deleted
+    user, is refused on the very next request.
+    """
+
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
 
     async def read_token(
         self, token: str | None, user_manager: BaseUserManager[UserDB, uuid.UUID]
-    ) -> UserDB | None:
-        """The token's user, noted as the request's user."""
-        user = await super().read_token(token, user_manager)
+    ) -> SessionUser | None:
+        """The user of a valid access token of a live session, or None (401)."""
+        if token is None:
+            return None
+        claims = self.sessions.tokens.read_access_token(token)
+        if claims is None:
+            return None
+        user_db = user_manager.user_db
+        assert isinstance(user_db, TortoiseUserDatabase)
+        user = await user_db.get_by_session(claims.user_id, claims.session_id, utcnow())
         if user is not None:
-            note_user(user.id)
+            note_user(user.id)  # for the access line and the audit trail
         return user
 
+    async def write_token(self, user: UserDB) -> str:
+        """Start a session for `user` (no client details) and return its access token.
+
+        Our login route starts sessions itself (with a refresh token); this serves
+        FastAPI Users' own `backend.login`.
+        """
+        return (await self.sessions.start(user, None, None)).access_token
+
     async def destroy_token(self, token: str, user: UserDB) -> None:
-        """Audit the logout; a JWT itself cannot be revoked (it expires)."""
-        await audit.record_logout(self.request, user.id)
-        await super().destroy_token(token, user)
+        """Logout: revoke the session the token belongs to."""
+        if isinstance(user, SessionUser):
+            await self.sessions.revoke(user.session_id, user.id, "logout")
 
 
-async def get_jwt_strategy(request: Request) -> JWTStrategy[UserDB, uuid.UUID]:
-    """JWTs signed with SECRET, valid for JWT_LIFETIME_SECONDS (3600 by default)."""
-    settings: Settings = request.app.state.settings
-    return ObservedJWTStrategy(settings.jwt_secret, settings.jwt_lifetime_seconds, request)
+async def get_jwt_strategy(request: Request) -> SessionStrategy:
+    """The app's session-bound JWT strategy (JWT_LIFETIME_SECONDS, 3600 by default)."""
+    strategy: SessionStrategy = request.app.state.session_strategy
+    return strategy
 
 
 auth_backend = AuthenticationBackend(

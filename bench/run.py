@@ -36,9 +36,13 @@ WRK_DIR = ROOT / "bench" / "wrk"
 RESULTS_DIR = ROOT / "bench-results"
 PASSWORD = "correct horse battery staple"  # noqa: S105 (the bench user's, on loopback)
 EMAIL = "bench@example.com"
+# The login steps log in thousands of times: as another user, so that eviction past
+# MAX_SESSIONS_PER_USER (part of a login's cost) never ends the sessions of EMAIL.
+LOGIN_EMAIL = "bench-login@example.com"
 SEEDED_USERS = 100_000
 VERIFY_SAMPLES = 20
 STARTUP_SECONDS = 30
+REFRESH_CONNECTIONS = 8
 
 log = logging.getLogger("bench")
 
@@ -124,9 +128,15 @@ def serving(*servers: Server) -> Iterator[None]:
             server.stop()
 
 
+# Scripts whose threads keep state of their own (a session each): one connection per thread.
+THREAD_PER_CONNECTION = {"refresh.lua"}
+
+
 def wrk_command(url: str, script: str, connections: int, seconds: float) -> list[str]:
     """wrk with `script` from bench/wrk, as many threads as cores (at most connections)."""
     threads = min(connections, os.cpu_count() or 1)
+    if script in THREAD_PER_CONNECTION:
+        threads = connections
     return [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{round(seconds)}s", "--timeout", "10s",
         "-s", str(WRK_DIR / script), url,
@@ -244,14 +254,25 @@ def run(seconds: float) -> dict[str, Any]:
 
     with serving(service, no_audit, floor):
         for server in (service, no_audit):
-            httpx.post(f"{server.url}/auth/register", json={"email": EMAIL, "password": PASSWORD})
+            for email in (EMAIL, LOGIN_EMAIL):
+                httpx.post(
+                    f"{server.url}/auth/register", json={"email": email, "password": PASSWORD}
+                )
         login = httpx.post(
             f"{service.url}/auth/jwt/login", data={"username": EMAIL, "password": PASSWORD}
         )
         login.raise_for_status()
+        # One session per refresh connection, each rotated by its own wrk thread.
+        refresh_tokens = [
+            httpx.post(
+                f"{service.url}/auth/jwt/login", data={"username": EMAIL, "password": PASSWORD}
+            ).json()["refresh_token"]
+            for _ in range(REFRESH_CONNECTIONS)
+        ]
         env = {
+            "BENCH_REFRESH_TOKENS": ",".join(refresh_tokens),
             "BENCH_TOKEN": login.json()["access_token"],
-            "BENCH_EMAIL": EMAIL,
+            "BENCH_EMAIL": LOGIN_EMAIL,
             "BENCH_PASSWORD": PASSWORD,
         }
         run_id = secrets.token_hex(4)
@@ -259,6 +280,7 @@ def run(seconds: float) -> dict[str, Any]:
             "floor_get_c32": (f"{floor.url}/authenticated-route", "get.lua", 32),
             "authenticated_get_c32": (f"{service.url}/authenticated-route", "get.lua", 32),
             "users_me_c32": (f"{service.url}/users/me", "get.lua", 32),
+            "refresh_c8": (f"{service.url}/auth/jwt/refresh", "refresh.lua", REFRESH_CONNECTIONS),
             "login_c8_1_user": (f"{service.url}/auth/jwt/login", "login.lua", 8),
             "login_c8_no_audit": (f"{no_audit.url}/auth/jwt/login", "login.lua", 8),
             "register_c8_1_user": (f"{service.url}/auth/register", "register.lua", 8),
@@ -323,6 +345,8 @@ def summarize(figures: dict[str, Any]) -> dict[str, Any]:
         "hashing_limit_rps": hashing_limit,
         "authenticated_get_vs_floor": steps["authenticated_get_c32"]["rps"] / floor["rps"],
         "users_me_vs_floor": steps["users_me_c32"]["rps"] / floor["rps"],
+        "refresh_vs_floor": steps["refresh_c8"]["rps"] / floor["rps"],
+        "refresh_p99_vs_floor": steps["refresh_c8"]["p99_ms"] / floor["p99_ms"],
         "login_vs_hashing_limit": steps["login_c8_1_user"]["rps"] / hashing_limit,
         "login_audit_vs_none": steps["login_c8_1_user"]["rps"] / steps["login_c8_no_audit"]["rps"],
         "register_audit_vs_none": steps["register_c8_1_user"]["rps"]
@@ -364,6 +388,8 @@ def table(figures: dict[str, Any], summary: dict[str, Any]) -> str:
         f"hashing limit ({summary['cores']} cores / verify): {summary['hashing_limit_rps']:.1f}/s",
         f"- authenticated GET: {summary['authenticated_get_vs_floor']:.2f} x floor; "
         f"/users/me: {summary['users_me_vs_floor']:.2f} x floor",
+        f"- refresh at {REFRESH_CONNECTIONS} connections: {summary['refresh_vs_floor']:.2f} x floor"
+        f" req/s, p99 {summary['refresh_p99_vs_floor']:.1f} x floor p99",
         f"- login at 8 connections: {summary['login_vs_hashing_limit']:.2f} x hashing limit",
         f"- with the audit trail vs without: login {summary['login_audit_vs_none']:.2f}x, "
         f"register {summary['register_audit_vs_none']:.2f}x req/s; CPU per request "

@@ -456,10 +456,16 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest
     return monkeypatch
 
 
-def assert_error(response: httpx.Response, code: str, status: int = 400) -> None:
-    """`response` is FastAPI Users' error `code` (`{"detail": code}`) with `status`."""
+def assert_error(
+    response: httpx.Response, code: str, status: int = 400, error: str | None = None
+) -> None:
+    """`response` is FastAPI Users' error `code` (`{"detail": code}`) with `status`.
+
+    The token routes add RFC 6749's `error` (`invalid_grant`, ...): pass it as `error`.
+    """
     assert response.status_code == status, response.text
-    assert response.json() == {"detail": code}
+    expected = {"detail": code} if error is None else {"detail": code, "error": error}
+    assert response.json() == expected
 
 
 class TcpRelay:
@@ -509,6 +515,7 @@ SECRET_PATTERNS = [
     re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"),
     re.compile(r"Bearer [A-Za-z0-9._~+/=-]{8,}"),
     re.compile(r"token=[A-Za-z0-9._-]{8,}"),
+    re.compile(r"[0-9a-f-]{36}\.[0-9]+\.[A-Za-z0-9_-]{43}"),  # a refresh token
     re.compile(r"(?<![*A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"),
 ]
 # The mail addresses the settings themselves name (the sender), which may be logged.

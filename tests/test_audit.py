@@ -329,3 +329,63 @@ async def test_purge_expired_connects_by_itself(settings: Settings) -> None:
         remaining = [event.id for event in await AuditEvent.all()]
     assert deleted == 1
     assert remaining == [recent.id]
+
+
+async def log_in_pair(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD
+) -> dict[str, Any]:
+    """A fresh login's token pair."""
+    response = await client.post("/auth/jwt/login", data={"username": email, "password": password})
+    assert response.status_code == 200, response.text
+    pair: dict[str, Any] = response.json()
+    return pair
+
+
+@with_settings(refresh_reuse_grace_seconds=0)
+async def test_refresh_reuse_is_audited_with_the_revocation(
+    client: httpx.AsyncClient, user: UserDB, mailbox: Mailbox
+) -> None:
+    first = await log_in_pair(client, user.email)
+    rotated = await client.post("/auth/jwt/refresh", json={"refresh_token": first["refresh_token"]})
+    reused = await client.post(
+        "/auth/jwt/refresh", json={"refresh_token": first["refresh_token"]}, headers=HEADERS
+    )
+
+    assert rotated.status_code == 200
+    assert_error(reused, "REFRESH_TOKEN_INVALID", error="invalid_grant")
+    event = await only_event("refresh_reuse")
+    assert event.subject_id == user.id
+    assert event.details["generation"] == 0
+    assert event.request_id == "audit-req-1"
+    assert event.user_agent == "audit-test/1.0"
+    assert len(await mailbox.messages()) == 1  # the owner is told, once
+
+
+async def test_ended_sessions_are_audited_with_reason_and_count(
+    client: httpx.AsyncClient, user: UserDB, superuser: UserDB
+) -> None:
+    own = await log_in_pair(client, user.email)
+    await log_in_pair(client, user.email)
+    await log_in_pair(client, user.email)
+    admin = await log_in_pair(client, superuser.email)
+    own_headers = {"Authorization": f"Bearer {own['access_token']}"}
+
+    others = await client.delete("/users/me/sessions", headers=own_headers)
+    changed = await client.patch(
+        "/users/me",
+        json={"password": NEW_PASSWORD, "current_password": PASSWORD},
+        headers=own_headers,
+    )
+    await log_in_pair(client, user.email, NEW_PASSWORD)
+    by_admin = await client.delete(
+        f"/users/{user.id}/sessions",
+        headers={"Authorization": f"Bearer {admin['access_token']}"},
+    )
+
+    assert [others.status_code, changed.status_code, by_admin.status_code] == [204, 200, 204]
+    ended = [(e.subject_id, e.details) for e in await events(action="sessions_revoked")]
+    assert ended == [
+        (user.id, {"reason": "logout_all", "count": 2}),
+        # The password change ended nothing more: only the current session was open.
+        (user.id, {"reason": "admin", "count": 2}),
+    ]

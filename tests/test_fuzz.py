@@ -46,7 +46,7 @@ from app.passwords import PasswordHasher
 from app.settings import Settings
 from app.user_db import TortoiseUserDatabase
 from app.users import UserManager
-from tests.conftest import PASSWORD, TEST_SECRET, clear_rows, forget_cached_sql
+from tests.conftest import PASSWORD, TEST_SECRET, clear_rows, forget_cached_sql, with_settings
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -180,3 +180,55 @@ def test_api_never_fails_and_matches_its_schema(
             case.call_and_validate(headers=headers, checks=CHECKS)
 
     call_with_each_token()
+
+
+# Reuse mails the owner, and writing a mail out draws MIME boundaries from the global
+# `random`, in the app's thread while hypothesis draws the next case: mails are logged here.
+@with_settings(smtp_host=None)
+def test_refresh_with_live_tokens_never_fails_and_matches_its_schema(
+    fuzzed_app: FastAPI, fuzz_schema: OpenApiSchema
+) -> None:
+    """The refresh route's success, grace and reuse paths, which random tokens never reach.
+
+    Each generated body carries a real refresh token: a fresh one, the one just used
+    (within the grace), or one two rotations old (reuse, which revokes the session).
+    """
+    operation = fuzz_schema["/auth/jwt/refresh"]["POST"]
+    used: list[str] = []
+    statuses: set[int] = set()
+
+    with asgi.get_client(fuzzed_app) as http:
+
+        def live_token() -> str:
+            response = http.post("/auth/jwt/login", data={"username": USER, "password": PASSWORD})
+            assert response.status_code == 200, response.text
+            token: str = response.json()["refresh_token"]
+            return token
+
+        def reused_token() -> str:
+            """A token two rotations old: presenting it again is reuse."""
+            first = live_token()
+            second = http.post("/auth/jwt/refresh", json={"refresh_token": first})
+            http.post("/auth/jwt/refresh", json={"refresh_token": second.json()["refresh_token"]})
+            return first
+
+        @given(case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE))
+        @hypothesis_settings(
+            max_examples=MAX_EXAMPLES // 2,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def call_with_real_tokens(case: Case) -> None:
+            if isinstance(case.body, dict) and "refresh_token" in case.body:
+                pick = len(used) % 3
+                token = (
+                    [live_token, lambda: used[-1], reused_token][pick]() if used else live_token()
+                )
+                used.append(token)
+                case.body["refresh_token"] = token
+            statuses.add(case.call_and_validate(checks=CHECKS).status_code)
+
+        call_with_real_tokens()
+
+    assert {200, 400} <= statuses

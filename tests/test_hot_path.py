@@ -5,12 +5,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_dependant
 from fastapi.routing import APIRoute
-from fastapi.security import OAuth2PasswordRequestForm
 from starlette.routing import BaseRoute
+from tortoise import connections
 
 from app.ratelimit import enforce_rate_limits
 from app.users import get_user_manager
@@ -50,11 +51,6 @@ def is_async(call: object) -> bool:
     )
 
 
-# FastAPI Users' login takes its form as a class, which FastAPI builds in the thread
-# pool; beside the password hash that login costs, the hop does not count.
-UPSTREAM_SYNC_DEPENDENCIES = {OAuth2PasswordRequestForm}
-
-
 def test_no_dependency_runs_in_the_thread_pool(app: FastAPI) -> None:
     found = dict(route_dependencies(app.routes))
 
@@ -62,10 +58,13 @@ def test_no_dependency_runs_in_the_thread_pool(app: FastAPI) -> None:
         f"{name}: {getattr(call, '__name__', call)}"
         for name, route_calls in found.items()
         for call in route_calls
-        if not is_async(call) and call not in UPSTREAM_SYNC_DEPENDENCIES
+        if not is_async(call)
     }
 
-    assert {"authenticated_route", "users:current_user", "auth:jwt.login"} <= set(found)
+    assert {
+        "authenticated_route", "users:current_user", "auth:jwt.login", "auth:jwt.refresh",
+        "sessions:my_sessions",
+    } <= set(found)  # fmt: skip
     assert get_user_manager in found["authenticated_route"]
     assert enforce_rate_limits in found["auth:jwt.login"]
     assert blocking == set()
@@ -77,3 +76,45 @@ async def test_sqlite_reads_users_on_the_loop_and_servers_do_not(
     reader = app.state.sqlite_reader
 
     assert (reader is not None) == (backend.kind == "sqlite")
+
+
+async def test_an_authenticated_request_makes_one_query(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    backend: Backend,
+    auth_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The user and the session are read together: one query, on the loop on SQLite."""
+    queries: list[str] = []
+    running: list[str] = []  # a query method calling another (MySQL's) counts once
+    connection = connections.get("default")
+    for method in ("execute_query", "execute_query_dict"):
+        original = getattr(connection, method)
+
+        async def counted(sql: str, *args: Any, _original: Any = original) -> Any:
+            if not running:
+                queries.append(sql)
+            running.append(sql)
+            try:
+                return await _original(sql, *args)
+            finally:
+                running.pop()
+
+        monkeypatch.setattr(connection, method, counted)
+    reader = app.state.sqlite_reader
+    if reader is not None:
+        read = reader.fetch_one
+
+        def counted_read(sql: str, params: list[Any]) -> Any:
+            queries.append(f"reader: {sql}")
+            return read(sql, params)
+
+        monkeypatch.setattr(reader, "fetch_one", counted_read)
+
+    response = await client.get("/authenticated-route", headers=auth_headers)
+
+    assert response.status_code == 200
+    assert len(queries) == 1, queries
+    assert "auth_session" in queries[0]
+    assert queries[0].startswith("reader: ") == (backend.kind == "sqlite")

@@ -49,6 +49,9 @@ def sample_mails(mailer: Mailer) -> dict[str, EmailMessage]:
         "verify": mailer.build("verify", ADDRESS, link=verify_link, lifetime="x"),
         "password_changed": mailer.build("password_changed", ADDRESS),
         "email_changed": mailer.build("email_changed", ADDRESS, new_email="***@new.example"),
+        "session_revoked": mailer.build(
+            "session_revoked", ADDRESS, started="x", ip="192.0.2.1", user_agent="x"
+        ),
     }
 
 

@@ -133,6 +133,32 @@ async def test_metrics_move_with_requests(
     assert moved("mails_total", outcome="sent") == 1
 
 
+@with_settings(metrics_enabled=True, refresh_reuse_grace_seconds=0)
+async def test_session_refreshes_reuse_and_revocations_are_counted(
+    client: httpx.AsyncClient, user: UserDB, mailbox: Mailbox
+) -> None:
+    before = (await client.get("/metrics")).text
+    form = {"username": user.email, "password": PASSWORD}
+    first = (await client.post("/auth/jwt/login", data=form)).json()
+    second = (await client.post("/auth/jwt/login", data=form)).json()
+
+    rotated = await client.post("/auth/jwt/refresh", json={"refresh_token": first["refresh_token"]})
+    reused = await client.post("/auth/jwt/refresh", json={"refresh_token": first["refresh_token"]})
+    logout = await client.post(
+        "/auth/jwt/logout", headers={"Authorization": f"Bearer {second['access_token']}"}
+    )
+    after = (await client.get("/metrics")).text
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert [rotated.status_code, reused.status_code, logout.status_code] == [200, 400, 204]
+    assert moved("session_refreshes_total") == 1
+    assert moved("session_refresh_reuse_total") == 1
+    assert moved("session_revocations_total", reason="refresh_reuse") == 1
+    assert moved("session_revocations_total", reason="logout") == 1
+
+
 @with_settings(metrics_enabled=True, rate_limits_enabled=True, rate_limit_login_per_ip="1/minute")
 async def test_rate_limit_refusals_and_inactive_logins_are_counted(
     client_at: ClientAt, create_user: Callable[..., object]

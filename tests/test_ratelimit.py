@@ -142,6 +142,7 @@ ROUTES: dict[str, Send] = {
     "reset_password": post_json(
         "/auth/reset-password", lambda e: {"token": f"not-a-token-{e}", "password": PASSWORD}
     ),
+    "refresh": post_json("/auth/jwt/refresh", lambda e: {"refresh_token": f"not-a-token-{e}"}),
 }
 ACCOUNT_ROUTES = ["login", "register", "forgot_password", "request_verify_token"]
 
@@ -511,6 +512,9 @@ async def test_unreachable_redis_falls_back_to_memory_limits(
 async def test_openapi_documents_429_on_the_limited_routes(client: httpx.AsyncClient) -> None:
     paths = (await client.get("/openapi.json")).json()["paths"]
 
-    for path in ["/auth/jwt/login", "/auth/register", "/auth/forgot-password", "/auth/verify"]:
+    for path in [
+        "/auth/jwt/login", "/auth/jwt/refresh", "/auth/register", "/auth/forgot-password",
+        "/auth/verify",
+    ]:  # fmt: skip
         assert "429" in paths[path]["post"]["responses"], path
     assert "429" not in paths["/users/me"]["get"]["responses"]

@@ -108,7 +108,7 @@ async def test_reset_password_replaces_the_password(
 
     assert response.status_code == 200, response.text
     old = await login_response(client, user.email, PASSWORD)
-    assert_error(old, "LOGIN_BAD_CREDENTIALS")
+    assert_error(old, "LOGIN_BAD_CREDENTIALS", error="invalid_grant")
     assert (await login_response(client, user.email, NEW_PASSWORD)).status_code == 200
 
 

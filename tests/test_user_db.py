@@ -4,6 +4,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi_users.exceptions import UserAlreadyExists, UserNotExists
@@ -11,7 +12,8 @@ from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from app.models import User, UserDB
-from app.user_db import TortoiseUserDatabase, is_storable_email
+from app.settings import Settings
+from app.user_db import SQLiteReader, TortoiseUserDatabase, is_storable_email
 from tests.conftest import Backend
 
 pytestmark = pytest.mark.usefixtures("db")
@@ -225,3 +227,63 @@ async def test_a_case_folding_query_would_scan(backend: Backend) -> None:
     plan = await explain(sql, backend.kind)
 
     assert not uses_email_index(plan, backend.kind), plan
+
+
+async def test_update_ignores_keys_that_are_no_column(user_db: TortoiseUserDatabase) -> None:
+    created = await user_db.create(new_user())
+
+    updated = await user_db.update(created, {"password": None, "is_verified": True})
+
+    assert updated.is_verified is True
+    assert updated.hashed_password == HASH
+
+
+@pytest.mark.parametrize("operation", ["create", "update"])
+async def test_a_taken_email_inside_a_transaction_raises_and_the_transaction_goes_on(
+    user_db: TortoiseUserDatabase, operation: str
+) -> None:
+    """On PostgreSQL a failed statement would abort the transaction: a savepoint keeps it."""
+    taken = await user_db.create(new_user("taken@example.com"))
+    other = await user_db.create(new_user("other@example.com"))
+
+    async with in_transaction():
+        await user_db.update(other, {"is_verified": True})
+        clash = (
+            user_db.create(new_user("TAKEN@example.com"))
+            if operation == "create"
+            else user_db.update(other, {"email": taken.email})
+        )
+        with pytest.raises(UserAlreadyExists):
+            await clash
+        renamed = await user_db.update(other, {"email": "renamed@example.com"})
+
+    stored = await user_db.get(other.id)
+    assert stored == renamed
+    assert stored is not None
+    assert (stored.email, stored.is_verified) == ("renamed@example.com", True)
+
+
+async def test_reads_inside_a_transaction_see_its_writes(
+    settings: Settings, backend: Backend
+) -> None:
+    """Even with the SQLite reader, which cannot see an open transaction's writes."""
+    reader = None
+    if backend.kind == "sqlite":
+        parts = urlsplit(settings.database_url)
+        reader = SQLiteReader(parts.netloc + parts.path)
+    user_db = TortoiseUserDatabase(reader)
+    created = await user_db.create(new_user())
+    try:
+        async with in_transaction():
+            await user_db.update(created, {"is_active": False})
+            inside = await user_db.get(created.id)
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    finally:
+        if reader is not None:
+            reader.close()
+
+    assert inside is not None
+    assert inside.is_active is False
+    assert (await TortoiseUserDatabase().get(created.id)) == created
