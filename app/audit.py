@@ -129,14 +129,16 @@ LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def bounded_time(moment: datetime) -> datetime:
-    """A filter time in UTC; one every database can store (1970 to 9000), else ValueError."""
+    """A filter time in UTC, clamped to what every database stores (1970 to 9000).
+
+    No event is older than 1970 or newer than 9000, so a bound outside them filters as
+    that edge does.
+    """
     try:
         utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("must be between 1970 and 9000") from None
-    if not EARLIEST <= utc < LATEST:
-        raise ValueError("must be between 1970 and 9000")
-    return utc
+    except OverflowError:  # out of datetime's range once moved to UTC
+        return EARLIEST if moment.year < 1970 else LATEST
+    return min(max(utc, EARLIEST), LATEST)
 
 
 async def list_events(

@@ -8,10 +8,11 @@ had an account. The README ("Security") describes it.
 """
 
 import asyncio
+import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Literal
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
 
@@ -20,8 +21,10 @@ from app.mail import redact
 logger = logging.getLogger(__name__)
 
 LinkKind = Literal["reset_password", "verify"]
-# The request rides along so the mail and audit lines name it (request id, client IP).
-SendLink = Callable[[LinkKind, str, Request | None], Awaitable[None]]
+SendLink = Callable[[LinkKind, str, Request | None], Coroutine[Any, Any, None]]
+# The request rides along, and its context (request id) too, so the lookup's log lines,
+# the mail and the audit event name the request that asked.
+LinkRequest = tuple[LinkKind, str, Request | None, contextvars.Context]
 # Requests waiting beyond this many are dropped (and logged); the rate limits keep the
 # queue far shorter than this in practice.
 QUEUE_SIZE = 1000
@@ -31,7 +34,7 @@ class LinkRequests:
     """A queue of (kind, address) drained by one task: `start` it, `ask`, then `stop` it."""
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[tuple[LinkKind, str, Request | None]] = asyncio.Queue(QUEUE_SIZE)
+        self.queue: asyncio.Queue[LinkRequest] = asyncio.Queue(QUEUE_SIZE)
         self.worker: asyncio.Task[None] | None = None
 
     def start(self, send_link: SendLink) -> None:
@@ -41,7 +44,7 @@ class LinkRequests:
     def ask(self, kind: LinkKind, email: str, request: Request | None = None) -> None:
         """Queue a request; the caller goes on at once, whatever the address."""
         try:
-            self.queue.put_nowait((kind, email, request))
+            self.queue.put_nowait((kind, email, request, contextvars.copy_context()))
         except asyncio.QueueFull:
             logger.error("Link request queue full; dropped a %s link for %s.", kind, redact(email))
 
@@ -68,9 +71,10 @@ class LinkRequests:
 
     async def _drain(self, send_link: SendLink) -> None:
         while True:
-            kind, email, request = await self.queue.get()
+            kind, email, request, context = await self.queue.get()
+            loop = asyncio.get_running_loop()
             try:
-                await send_link(kind, email, request)
+                await loop.create_task(send_link(kind, email, request), context=context)
             except Exception:  # one failure must not stop the links of everyone after it
                 logger.exception("Handling a %s link request for %s failed.", kind, redact(email))
             finally:

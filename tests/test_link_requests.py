@@ -34,7 +34,10 @@ async def test_the_answer_comes_before_the_lookup(
     response = await client.post("/auth/forgot-password", json={"email": "a@example.com"})
 
     assert response.status_code == 202
-    assert queue.queue.get_nowait() == ("reset_password", "a@example.com")
+    kind, email, request, _ = queue.queue.get_nowait()
+    assert (kind, email) == ("reset_password", "a@example.com")
+    assert request is not None
+    assert request.url.path == "/auth/forgot-password"
     queue.queue.task_done()
 
 
@@ -103,7 +106,7 @@ async def test_a_full_queue_drops_and_logs(
 
 
 async def test_stop_gives_up_after_the_grace_period(caplog: pytest.LogCaptureFixture) -> None:
-    async def slow(kind: LinkKind, email: str) -> None:
+    async def slow(kind: LinkKind, email: str, request: object) -> None:
         await asyncio.sleep(60)
 
     queue = LinkRequests()
