@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh clone: `make run` and `make test`.
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test lint format browser wrk bench
+.PHONY: help install run migrate migration test lint format browser wrk bench bench-import
 
 # uv from PATH, or installed with pip into .tools/ when missing.
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
@@ -20,6 +20,11 @@ install: $(UV)  ## Create .venv from uv.lock
 
 migrate: install  ## Apply the migrations to DATABASE_URL (aerich upgrade)
 	$(RUN) aerich upgrade
+
+# Needs the PostgreSQL and MariaDB servers the tests use (TEST_POSTGRES_URL, TEST_MYSQL_URL).
+migration:  ## Write one migration for all three databases: make migration name=add_first_name
+	@test -n "$(name)" || { echo "usage: make migration name=add_first_name" >&2; exit 2; }
+	$(RUN) python -m migrations.make "$(name)"
 
 run: migrate  ## Serve the app (SQLite by default) on HOST:PORT
 	$(RUN) python main.py

@@ -2,12 +2,12 @@
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi_users import schemas
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, create_model, field_validator
 from tortoise import fields
-from tortoise.contrib.pydantic import PydanticModel
+from tortoise.contrib.pydantic import PydanticModel, pydantic_model_creator
 from tortoise.models import Model
 
 EMAIL_MAX_LENGTH = 320
@@ -32,10 +32,12 @@ class User(Model):
 
     class Meta:
         table = "user"
+        # The admin user list pages through users in this order (`app/admin.py`).
+        indexes = (("created_at", "id"),)
 
 
-class UserDB(PydanticModel):
-    """A user as the adapter returns it and the manager works with it."""
+class UserDBFields(PydanticModel):
+    """The fields of `UserDB` that the code relies on (typed here for mypy)."""
 
     model_config = ConfigDict(from_attributes=True, orig_model=User)  # type: ignore[typeddict-unknown-key]
 
@@ -47,6 +49,28 @@ class UserDB(PydanticModel):
     is_verified: bool
     created_at: datetime
     updated_at: datetime
+
+
+def with_every_model_field(base: type[UserDBFields]) -> type[UserDBFields]:
+    """`base` plus every other field of the Tortoise `User`, as Tortoise's creator types it.
+
+    A field added to `User` (say `first_name`) thus reaches `UserDB`, and from there
+    `UserRead` and the adapter, without being listed a second time here.
+    """
+    generated = pydantic_model_creator(User, name="UserDB")
+    extra: dict[str, Any] = {
+        name: (field.annotation, field)
+        for name, field in generated.model_fields.items()
+        if name not in base.model_fields
+    }
+    return create_model("UserDB", __base__=base, __module__=__name__, **extra)
+
+
+if TYPE_CHECKING:
+    UserDB = UserDBFields
+else:
+    UserDB = with_every_model_field(UserDBFields)
+"""A user as the adapter returns it and the manager works with it: every field of `User`."""
 
 
 class UserRead(schemas.BaseUser[uuid.UUID]):

@@ -7,13 +7,25 @@ import anyio
 from fastapi_users.password import PasswordHelper
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from pwdlib.hashers.bcrypt import BcryptHasher
 
+from app.foreign_hashes import FOREIGN_HASHERS
 from app.settings import Settings
 
 
+def is_known_hash(hashed: str) -> bool:
+    """Whether `hashed` is in a format a login can verify (argon2, bcrypt or a foreign one).
+
+    An import refuses any other, which would only make an account nobody can enter.
+    """
+    return Argon2Hasher.identify(hashed) or any(h.identify(hashed) for h in FOREIGN_HASHERS)
+
+
 class PasswordHasher:
-    """Argon2id with the configured cost for new hashes; bcrypt and older argon2 still verify.
+    """Argon2id with the configured cost for new hashes; others verify and are then replaced.
+
+    Argon2 with other parameters, bcrypt, and the foreign formats of
+    `app/foreign_hashes.py` (Django, Werkzeug) verify; `verify_and_update` then returns
+    a new argon2id hash, which the login stores (`UserManager.authenticate`).
 
     argon2-cffi and bcrypt release the GIL, so hashes run in parallel threads while
     the event loop keeps serving. At most `password_hash_concurrency` run at once:
@@ -26,7 +38,7 @@ class PasswordHasher:
             memory_cost=settings.password_hash_memory_cost,
             parallelism=settings.password_hash_parallelism,
         )
-        self.password_hash = PasswordHash((argon2, BcryptHasher()))
+        self.password_hash = PasswordHash((argon2, *FOREIGN_HASHERS))
         self.limiter = anyio.CapacityLimiter(settings.password_hash_concurrency)
         self._fingerprint_key = hashlib.sha256(
             b"password-fingerprint:" + settings.jwt_secret.encode()
