@@ -15,8 +15,9 @@ from pydantic import EmailStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tortoise.contrib.fastapi import register_tortoise
 
-from app import pages
+from app import admin, pages
 from app.db import DatabaseNotReady, check_database, open_sqlite_reader, tortoise_config
+from app.docs import DOCS_PATHS, add_docs
 from app.mail import Mailer
 from app.models import UserCreate, UserDB, UserRead, UserUpdate
 from app.passwords import PasswordHasher
@@ -154,14 +155,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level)
     settings = resolve_secret(settings)
 
-    app = FastAPI(title="FastAPI Users on Tortoise ORM", lifespan=lifespan)
+    # FastAPI's own documentation pages load their assets from a CDN; `app/docs.py`
+    # serves ours when DOCS_ENABLED (by default in development only).
+    app = FastAPI(
+        title="FastAPI Users on Tortoise ORM",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+        openapi_url="/openapi.json" if settings.docs_on else None,
+    )
     app.state.settings = settings
     app.state.password_hasher = PasswordHasher(settings)
     app.state.mailer = Mailer(settings)
 
     app.add_exception_handler(InvalidCurrentPassword, invalid_current_password)
     app.add_exception_handler(StarletteHTTPException, undecodable_body)
-    add_http_hygiene(app, settings)
+    add_http_hygiene(app, settings, DOCS_PATHS if settings.docs_on else ())
 
     # The example's routers, prefixes and tags; the auth routes are rate-limited
     # (`app/ratelimit.py` says which route is limited how).
@@ -194,6 +204,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=RATE_LIMITED,
         responses=auth_responses,
     )
+    app.include_router(admin.router, responses=BODY_TOO_LARGE_RESPONSES)
     app.include_router(
         fastapi_users.get_users_router(UserRead, UserUpdate),
         prefix="/users",
@@ -203,6 +214,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_FILES), name="static")
+    if settings.docs_on:
+        add_docs(app)
 
     # Aerich owns the schema (`aerich upgrade`); Tortoise's exception handlers stay
     # off so no ORM error text reaches a client.

@@ -19,9 +19,15 @@ MAX_PBKDF2_ITERATIONS = 10_000_000
 MAX_SCRYPT_MEMORY_BYTES = 1 << 30
 BCRYPT_MAX_PASSWORD_BYTES = 72
 
-DJANGO_PBKDF2 = re.compile(r"^pbkdf2_sha256\$(?P<iterations>\d{1,9})\$(?P<salt>[^$]+)\$(?P<hash>[A-Za-z0-9+/=]+)$")  # fmt: skip
-WERKZEUG_PBKDF2 = re.compile(r"^pbkdf2:sha256:(?P<iterations>\d{1,9})\$(?P<salt>[^$]+)\$(?P<hash>[0-9a-f]+)$")  # fmt: skip
-WERKZEUG_SCRYPT = re.compile(r"^scrypt:(?P<n>\d{1,9}):(?P<r>\d{1,3}):(?P<p>\d{1,3})\$(?P<salt>[^$]+)\$(?P<hash>[0-9a-f]+)$")  # fmt: skip
+DJANGO_PBKDF2 = re.compile(
+    r"^pbkdf2_sha256\$(?P<iterations>\d{1,9})\$(?P<salt>[^$]+)\$(?P<hash>[A-Za-z0-9+/=]+)$"
+)
+WERKZEUG_PBKDF2 = re.compile(
+    r"^pbkdf2:sha256:(?P<iterations>\d{1,9})\$(?P<salt>[^$]+)\$(?P<hash>[0-9a-f]+)$"
+)
+WERKZEUG_SCRYPT = re.compile(
+    r"^scrypt:(?P<n>\d{1,9}):(?P<r>\d{1,3}):(?P<p>\d{1,3})\$(?P<salt>[^$]+)\$(?P<hash>[0-9a-f]+)$"
+)
 BCRYPT = re.compile(r"^\$2[aby]\$(?P<rounds>\d{2})\$[A-Za-z0-9./]{53}$")
 
 

@@ -122,7 +122,8 @@ def admin(kind: str, statement: str) -> None:
 def load(path: Path) -> ModuleType:
     """Import the migration file at `path`."""
     spec = importlib.util.spec_from_file_location(f"migration_{uuid.uuid4().hex}", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -152,7 +153,10 @@ def generate(kind: str, name: str, workdir: Path) -> Generated:
     if kind == "sqlite":
         url = f"sqlite://{copy / 'throwaway.sqlite3'}"
     else:
-        admin(kind, f"CREATE DATABASE {database}" + (" CHARACTER SET utf8mb4" if kind == "mysql" else ""))
+        admin(
+            kind,
+            f"CREATE DATABASE {database}" + (" CHARACTER SET utf8mb4" if kind == "mysql" else ""),
+        )
         url = f"{SERVER_URLS[kind]}/{database}"
     try:
         aerich(copy, url, "upgrade")
@@ -164,7 +168,9 @@ def generate(kind: str, name: str, workdir: Path) -> Generated:
             if path.name not in before
         ]
         if not new:
-            raise Failure(f"nothing to migrate: the models match the last migration ({output.strip()})")
+            raise Failure(
+                f"nothing to migrate: the models match the last migration ({output.strip()})"
+            )
         [path] = new
         module = load(path)
         state = MODELS_STATE.search(path.read_text())
@@ -214,10 +220,12 @@ def make_migration(name: str) -> Path:
         raise Failure(f"name {name!r}: use lower case letters, digits and _ (e.g. add_first_name)")
     for kind in ("postgres", "mysql"):
         admin(kind, "SELECT 1")
-    with tempfile.TemporaryDirectory(prefix="make-migration-") as workdir:
-        with ThreadPoolExecutor(max_workers=len(DIALECTS)) as pool:
-            futures = {kind: pool.submit(generate, kind, name, Path(workdir)) for kind in DIALECTS}
-            generated = {kind: future.result() for kind, future in futures.items()}
+    with (
+        tempfile.TemporaryDirectory(prefix="make-migration-") as workdir,
+        ThreadPoolExecutor(max_workers=len(DIALECTS)) as pool,
+    ):
+        futures = {kind: pool.submit(generate, kind, name, Path(workdir)) for kind in DIALECTS}
+        generated = {kind: future.result() for kind, future in futures.items()}
     path = MODELS / generated["sqlite"].filename
     path.write_text(merged(name, generated))
     return path
