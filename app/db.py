@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import Request
 from tortoise import connections
 from tortoise.backends.base.config_generator import expand_db_url
-from tortoise.exceptions import OperationalError
+from tortoise.exceptions import DBConnectionError, OperationalError
 
 from app.models import User
 from app.settings import Settings, load_settings
@@ -54,7 +54,7 @@ async def check_database() -> None:
     """Fail fast, in one clear sentence, when the user table cannot be read."""
     try:
         await User.exists()
-    except OSError as exc:
+    except (OSError, DBConnectionError) as exc:
         raise DatabaseNotReady(f"Cannot reach the database (DATABASE_URL): {exc}") from exc
     except OperationalError as exc:
         raise DatabaseNotReady(

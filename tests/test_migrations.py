@@ -21,19 +21,15 @@ from tortoise.connection import get_connection
 from tortoise.contrib.fastapi import RegisterTortoise
 
 from app.db import tortoise_config
+from app.models import User
 from app.settings import Settings
 from tests.conftest import ROOT, Aerich, Backend, forget_cached_sql
 
 MIGRATIONS = ROOT / "migrations" / "models"
-USER_COLUMNS = {
-    "id",
-    "email",
-    "hashed_password",
-    "is_active",
-    "is_superuser",
-    "is_verified",
-    "created_at",
-    "updated_at",
+# The columns the model describes, and those of them it allows to be NULL.
+USER_COLUMNS = {field.source_field or name for name, field in User._meta.fields_map.items()}
+NULLABLE_COLUMNS = {
+    field.source_field or name for name, field in User._meta.fields_map.items() if field.null
 }
 
 
@@ -181,11 +177,12 @@ def migrated(upgraded: dict[str, Migrated]) -> Migrated:
 
 
 def test_upgrade_creates_user_table(migrated: Migrated) -> None:
-    """The user table has the model's columns, all NOT NULL, and a unique index on email."""
+    """The user table has the model's columns, NOT NULL as the model says, a unique e-mail."""
     table = user_table(migrated.url)
 
     assert set(table.columns) == USER_COLUMNS
-    assert not [name for name, column in table.columns.items() if column.nullable]
+    assert {name for name, column in table.columns.items() if column.nullable} == NULLABLE_COLUMNS
+    assert {"id", "email", "hashed_password", "created_at"} <= USER_COLUMNS - NULLABLE_COLUMNS
     assert ("email",) in table.unique
 
 
@@ -222,14 +219,17 @@ def test_upgrade_with_aerich_ini_matches_plain_upgrade(upgraded: dict[str, Migra
 def test_downgrade_drops_user_table_and_upgrade_restores_it(
     upgraded: dict[str, Migrated], aerich: Aerich
 ) -> None:
-    """`aerich downgrade --yes` reverts the (only) migration; upgrading again restores it."""
+    """`aerich downgrade --yes` reverts the migrations one by one, the last first, down to
+    no user table; upgrading again restores the same schema."""
     url = upgraded["round_trip"].url
     table = user_table(url)
 
-    result = aerich(url, "downgrade", "--yes")
+    for name in reversed(migration_files()):
+        result = aerich(url, "downgrade", "--yes")
 
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"Success downgrading to {migration_files()[-1]}" in result.stdout
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"Success downgrading to {name}" in result.stdout
+        assert applied_versions(url)[-1:] != [name]
     assert user_table(url).columns == {}
     assert applied_versions(url) == []
 
@@ -263,8 +263,9 @@ def test_migrate_detects_no_changes(migrated: Migrated, aerich: Aerich, tmp_path
 def test_migrated_schema_matches_generated_schema(backend: Backend, migrated: Migrated) -> None:
     """The migrated user table equals the one Tortoise generates from the models.
 
-    One difference is deliberate: on MySQL/MariaDB the migration gives the e-mail the
-    binary collation, so that addresses differing in case or accents stay distinct.
+    One difference is deliberate: the migrations give the e-mail a binary collation, on
+    MySQL/MariaDB so that addresses differing in case or accents stay distinct, and on
+    PostgreSQL ("C") so that its unique index serves prefix searches.
     """
     generated_url = backend.recreate("fastapi_users_generated")
 
@@ -276,9 +277,10 @@ def test_migrated_schema_matches_generated_schema(backend: Backend, migrated: Mi
     migrated_table = user_table(migrated.url)
 
     expected = dict(generated.columns)
-    if backend.kind == "mysql":
-        assert migrated_table.columns["email"].collation == "utf8mb4_bin"
-        expected["email"] = expected["email"]._replace(collation="utf8mb4_bin")
+    binary = {"mysql": "utf8mb4_bin", "postgres": "C"}.get(backend.kind)
+    if binary is not None:
+        assert migrated_table.columns["email"].collation == binary
+        expected["email"] = expected["email"]._replace(collation=binary)
     assert migrated_table.columns == expected
     assert migrated_table.unique == generated.unique
 
