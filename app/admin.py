@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
-from app.models import User, UserDB, UserRead, normalize_email
+from app.models import User, UserDB, UserListItem, normalize_email
 from app.user_db import is_storable_email
 from app.users import fastapi_users
 
@@ -126,7 +126,7 @@ async def list_users(where: UserFilter, cursor: str | None = None, limit: int = 
 class UserList(BaseModel):
     """A page of the user list."""
 
-    items: list[UserRead]
+    items: list[UserListItem]
     next_cursor: str | None
 
 
@@ -163,10 +163,10 @@ async def list_users_route(
     """
     where = UserFilter(q, is_active, is_verified, is_superuser)
     try:
-        page = await list_users(where, cursor, limit)
+        page = await list_users(where, cursor or None, limit)
     except InvalidCursor:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, INVALID_CURSOR) from None
     return UserList(
-        items=[UserRead.model_validate(user, from_attributes=True) for user in page.users],
+        items=[UserListItem.model_validate(user, from_attributes=True) for user in page.users],
         next_cursor=page.next_cursor,
     )

@@ -77,6 +77,13 @@ class UserRead(schemas.BaseUser[uuid.UUID]):
     """A user as the API shows it."""
 
 
+class UserListItem(UserRead):
+    """A user as the admin user list (`GET /users`) shows it: `UserRead` and its timestamps."""
+
+    created_at: datetime
+    updated_at: datetime
+
+
 class UserCreate(schemas.BaseUserCreate):
     """The body of `POST /auth/register`."""
 
