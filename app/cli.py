@@ -40,7 +40,7 @@ from app.models import UserCreate, UserDB, UserUpdate, normalize_email
 from app.passwords import PasswordHasher
 from app.settings import ConfigError, Settings, load_settings, resolve_secret
 from app.user_db import TortoiseUserDatabase
-from app.user_import import ImportError_, OnConflict, export_users, import_users
+from app.user_import import ImportError_, OnConflict, export_users, file_format, import_users
 from app.users import UserManager
 
 # Exit codes besides 0 (done) and 2 (bad usage, from typer).
@@ -288,7 +288,10 @@ def import_command(
     Exit code 1 if any row was refused.
     """
     try:
+        file_format(file)
         size = file.stat().st_size
+    except ImportError_ as exc:
+        fail(str(exc))
     except OSError as exc:
         fail(f"{file}: {exc.strerror}")
 
