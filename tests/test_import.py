@@ -176,7 +176,7 @@ async def test_on_conflict_update_fail_and_dry_run(tmp_path: Path) -> None:
     assert (dry.created, dry.updated) == (1, 1)
     assert await User.all().count() == 1
 
-    with pytest.raises(ImportError_, match="row 1: ada@example.com is already a user"):
+    with pytest.raises(ImportError_, match=r"row 1: ada@example\.com is already a user"):
         await import_users(path, on_conflict=OnConflict.fail)
     assert await User.all().count() == 1  # the batch rolled back whole
 
