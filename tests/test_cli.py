@@ -45,9 +45,7 @@ class CLI:
         for name in ("SMTP_HOST", "REDIS_URL", "SMTP_PORT"):
             self.env.pop(name, None)
 
-    def __call__(
-        self, *args: str, stdin: str = "", **env: str
-    ) -> subprocess.CompletedProcess[str]:
+    def __call__(self, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
         """Run the command; it never waits for a terminal."""
         return subprocess.run(  # noqa: S603 (this venv's Python, fixed arguments)
             [sys.executable, "-m", "app", *args], cwd=self.folder, env={**self.env, **env},
@@ -241,9 +239,7 @@ def test_check_passes_and_fails_one_line_each(cli: CLI) -> None:
     assert len(no_smtp.stdout.splitlines()) == 4
 
 
-def test_an_unmigrated_database_is_one_line(
-    cli: CLI, backend: Backend, tmp_path: Path
-) -> None:
+def test_an_unmigrated_database_is_one_line(cli: CLI, backend: Backend, tmp_path: Path) -> None:
     empty = backend.recreate("fastapi_users_cli_empty")
 
     listed = cli("users", "list", DATABASE_URL=empty)
