@@ -23,7 +23,7 @@ from tortoise.contrib.fastapi import RegisterTortoise
 from app.db import tortoise_config
 from app.models import User
 from app.settings import Settings
-from tests.conftest import ROOT, Aerich, Backend, forget_cached_sql
+from tests.conftest import ROOT, SERVER_URLS, Aerich, Backend, forget_cached_sql
 
 MIGRATIONS = ROOT / "migrations" / "models"
 # The columns the model describes, and those of them it allows to be NULL.
@@ -304,3 +304,24 @@ def test_upgrade_with_bad_database_url_fails_in_one_line(aerich: Aerich) -> None
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "DATABASE_URL" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{SERVER_URLS['postgres']}/no_such_database_anywhere",
+        f"{SERVER_URLS['mysql']}/no_such_database_anywhere",
+        "postgres://postgres@127.0.0.1:1/nowhere",
+        "sqlite:///no/such/folder/db.sqlite3",
+    ],
+    ids=["postgres-no-database", "mysql-no-database", "no-server", "sqlite-no-folder"],
+)
+def test_upgrade_of_an_unreachable_database_fails_in_one_line(aerich: Aerich, url: str) -> None:
+    """A missing database or server stops `aerich upgrade` with one line, no traceback."""
+    result = aerich(url, "upgrade")
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Cannot reach the database (DATABASE_URL)")
