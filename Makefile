@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 RUN := $(UV) run --locked
 
 help:  ## List the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -52,3 +52,6 @@ wrk:  ## Install Debian's wrk, the load generator of the benchmark (as root)
 
 bench: install wrk  ## Benchmark the service against a bare JWT route (bench/; under 5 minutes)
 	$(RUN) python -m bench.run
+
+bench-import: install  ## Benchmark `python -m app import` of 100k users against executemany
+	$(RUN) python -m bench.import_users
