@@ -9,6 +9,7 @@ An expected failure prints one line to stderr and exits with 1; never a tracebac
 import asyncio
 import getpass
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -199,7 +200,7 @@ def change(email: str, update: UserUpdate, done: str) -> None:
         return await users.update(update, await find(users, email), safe=False)
 
     user = run(apply)
-    out.print(f"{user.email}: {done}", markup=False)
+    out.print(f"{user.email}: {done}", markup=False, soft_wrap=True)
 
 
 @cli.command("set-superuser", epilog="Example:  python -m app set-superuser ada@example.com")
@@ -295,7 +296,11 @@ def import_command(
     except OSError as exc:
         fail(f"{file}: {exc.strerror}")
 
+    started = 0.0
+
     async def work(config: Settings) -> Any:
+        nonlocal started
+        started = time.perf_counter()
         with progress_bar(err) as progress:
             task = progress.add_task("dry run" if dry_run else "import", total=size)
             try:
@@ -308,11 +313,14 @@ def import_command(
                 raise CommandError(str(exc)) from None
 
     summary = run(work)
+    seconds = time.perf_counter() - started
     verb = "would be " if dry_run else ""
     out.print(
         f"{summary.rows} rows: {summary.created} {verb}created, {summary.updated} {verb}updated,"
-        f" {summary.skipped} skipped (already there), {len(summary.refused)} refused",
+        f" {summary.skipped} skipped (already there), {len(summary.refused)} refused"
+        f" in {seconds:.2f} s ({summary.rows / max(seconds, 1e-9):.0f} rows/s)",
         markup=False,
+        soft_wrap=True,
     )
     if summary.refused:
         raise typer.Exit(EXIT_FAILED)
