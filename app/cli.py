@@ -197,7 +197,13 @@ def change(email: str, update: UserUpdate, done: str) -> None:
 
     async def apply(config: Settings) -> UserDB:
         users = manager(config)
-        return await users.update(update, await find(users, email), safe=False)
+        user = await find(users, email)
+        try:
+            return await users.update(update, user, safe=False)
+        except exceptions.FastAPIUsersException as exc:
+            # A rule of the manager or the adapter refused the change (e.g. one that
+            # keeps a last superuser); its name says which.
+            raise CommandError(f"{user.email}: refused ({type(exc).__name__})") from None
 
     user = run(apply)
     out.print(f"{user.email}: {done}", markup=False, soft_wrap=True)
