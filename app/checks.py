@@ -1,5 +1,6 @@
 """`python -m app check`: is this deployment ready to serve? One result per dependency."""
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -9,9 +10,9 @@ import redis.asyncio
 from tortoise import Tortoise, connections
 from tortoise.exceptions import BaseORMException
 
-from app.db import DatabaseNotReady, check_database, tortoise_config
+from app.db import DatabaseNotReady, check_database, require_reachable, tortoise_config
 from app.mail import smtp_tls_options
-from app.settings import Settings
+from app.settings import ConfigError, Settings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations" / "models"
 
@@ -42,6 +43,10 @@ def without_password(url: str) -> str:
 async def check_database_ready(settings: Settings) -> CheckResult:
     """The database answers, and every shipped migration is applied (no more, no less)."""
     url = without_password(settings.database_url)
+    try:
+        await asyncio.to_thread(require_reachable, settings)
+    except ConfigError as exc:
+        return CheckResult("database", False, f"{url}: {exc}")
     try:
         await Tortoise.init(config=tortoise_config(settings))
         await check_database()

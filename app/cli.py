@@ -35,7 +35,7 @@ from tortoise.exceptions import BaseORMException
 
 from app import checks
 from app.admin import UserFilter, list_users
-from app.db import DatabaseNotReady, check_database, tortoise_config
+from app.db import DatabaseNotReady, check_database, require_reachable, tortoise_config
 from app.mail import Mailer
 from app.models import UserCreate, UserDB, UserUpdate, normalize_email
 from app.passwords import PasswordHasher
@@ -101,6 +101,12 @@ async def database(config: Settings) -> Any:
 def run(work: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     """Run `work` on the database; expected failures end in one line."""
     config = settings()
+    try:
+        # A server that does not answer, or a SQLite file in a missing folder (where
+        # aiosqlite's thread can fail after the loop ends, with a traceback).
+        require_reachable(config)
+    except ConfigError as exc:
+        fail(str(exc))
 
     async def main() -> T:
         async with database(config):
