@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh clone: `make run` and `make test`.
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test lint format browser wrk bench
+.PHONY: help install run migrate migration test lint format browser wrk bench bench-import
 
 # uv from PATH, or installed with pip into .tools/ when missing.
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 RUN := $(UV) run --locked
 
 help:  ## List the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -20,6 +20,11 @@ install: $(UV)  ## Create .venv from uv.lock
 
 migrate: install  ## Apply the migrations to DATABASE_URL (aerich upgrade)
 	$(RUN) aerich upgrade
+
+# Needs the PostgreSQL and MariaDB servers the tests use (TEST_POSTGRES_URL, TEST_MYSQL_URL).
+migration:  ## Write one migration for all three databases: make migration name=add_first_name
+	@test -n "$(name)" || { echo "usage: make migration name=add_first_name" >&2; exit 2; }
+	$(RUN) python -m migrations.make "$(name)"
 
 run: migrate  ## Serve the app (SQLite by default) on HOST:PORT
 	$(RUN) python main.py
@@ -47,3 +52,6 @@ wrk:  ## Install Debian's wrk, the load generator of the benchmark (as root)
 
 bench: install wrk  ## Benchmark the service against a bare JWT route (bench/; under 5 minutes)
 	$(RUN) python -m bench.run
+
+bench-import: install  ## Benchmark `python -m app import` of 100k users against executemany
+	$(RUN) python -m bench.import_users

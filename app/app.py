@@ -23,9 +23,10 @@ from pydantic import AfterValidator, EmailStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tortoise.contrib.fastapi import register_tortoise
 
-from app import audit, health, metrics, pages
+from app import admin, audit, health, metrics, pages
 from app.audit import AuditAction
 from app.db import DatabaseNotReady, check_database, open_sqlite_reader, tortoise_config
+from app.docs import DOCS_PATHS, add_docs
 from app.health import Health, pending_migrations
 from app.link_requests import LinkRequests, LinkRequestsDep
 from app.logs import RequestMiddleware, configure_logging, flush_logs
@@ -339,7 +340,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mask_query_in_access_log()
     settings = resolve_secret(settings)
 
-    app = FastAPI(title="FastAPI Users on Tortoise ORM", lifespan=lifespan)
+    # FastAPI's own documentation pages load their assets from a CDN; `app/docs.py`
+    # serves ours when DOCS_ENABLED (by default in development only).
+    app = FastAPI(
+        title="FastAPI Users on Tortoise ORM",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+        openapi_url="/openapi.json" if settings.docs_on else None,
+    )
     app.state.settings = settings
     app.state.password_hasher = PasswordHasher(settings)
     app.state.mailer = Mailer(settings)
@@ -351,7 +361,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(InvalidCurrentPassword, invalid_current_password)
     app.add_exception_handler(LastSuperuser, last_superuser)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    add_http_hygiene(app, settings)
+    add_http_hygiene(app, settings, DOCS_PATHS if settings.docs_on else ())
     # Outermost, so its duration and status include every other layer's work.
     app.add_middleware(
         RequestMiddleware, trusted_proxies=settings.trusted_proxies, access_log=settings.access_log
@@ -389,6 +399,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=RATE_LIMITED,
         responses=auth_responses,
     )
+    app.include_router(admin.router, responses=BODY_TOO_LARGE_RESPONSES)
     app.include_router(
         sessions_router, prefix="/users", tags=["users"], responses=BODY_TOO_LARGE_RESPONSES
     )
@@ -403,6 +414,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/metrics", metrics.metrics_endpoint, include_in_schema=False)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_FILES), name="static")
+    if settings.docs_on:
+        add_docs(app)
 
     # Aerich owns the schema (`aerich upgrade`); Tortoise's exception handlers stay
     # off so no ORM error text reaches a client.

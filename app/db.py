@@ -1,14 +1,19 @@
 """Tortoise configuration and the user-database dependency."""
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import asyncmy
+import asyncpg  # type: ignore[import-untyped]
 from fastapi import Request
-from tortoise import connections
+from tortoise import Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
-from tortoise.exceptions import OperationalError
+from tortoise.exceptions import DBConnectionError, OperationalError
 
 from app.models import User
-from app.settings import Settings, load_settings
+from app.settings import ConfigError, Settings, load_settings
 from app.user_db import SQLiteReader, TortoiseUserDatabase
 
 MODEL_MODULES = ["app.models", "aerich.models"]
@@ -40,10 +45,71 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
 
 def __getattr__(name: str) -> Any:
     # Aerich reads `app.db.TORTOISE_ORM` ([tool.aerich] in pyproject.toml); it is built
-    # on access so that importing this module reads no settings.
+    # on access so that importing this module reads no settings. The server is tried
+    # first, so that a wrong address or a missing database stops Aerich in one line
+    # instead of its traceback.
     if name == "TORTOISE_ORM":
-        return tortoise_config(load_settings())
+        settings = load_settings()
+        require_reachable(settings)
+        return tortoise_config(settings)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+async def connect_once(settings: Settings) -> None:
+    """Open and close one connection to a database server with its driver (no Tortoise state)."""
+    config = connection_config(settings)
+    credentials = config["credentials"]
+    if config["engine"] == "tortoise.backends.asyncpg":
+        conn = await asyncpg.connect(
+            host=credentials.get("host"), port=credentials.get("port"),
+            user=credentials.get("user"), password=credentials.get("password"),
+            database=credentials.get("database"), timeout=10,
+        )  # fmt: skip
+        await conn.close()
+    else:
+        mysql = await asyncmy.connect(
+            host=credentials.get("host"), port=credentials.get("port") or 3306,
+            user=credentials.get("user"), password=credentials.get("password") or "",
+            database=credentials.get("database"), connect_timeout=10,
+        )  # fmt: skip
+        mysql.close()
+
+
+def require_reachable(settings: Settings) -> None:
+    """Stop with one line (`ConfigError`) unless DATABASE_URL accepts a connection.
+
+    Runs in a thread of its own, so it works under a running event loop (Aerich's).
+    """
+    config = connection_config(settings)
+    if config["engine"] == "tortoise.backends.sqlite":
+        path = config["credentials"]["file_path"]
+        if path != ":memory:" and not Path(path).resolve().parent.is_dir():
+            raise ConfigError(
+                f"Cannot reach the database (DATABASE_URL): the folder of {path} does not exist"
+            )
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            pool.submit(asyncio.run, connect_once(settings)).result()
+        except (OSError, asyncpg.PostgresError, asyncmy.errors.Error) as exc:
+            raise ConfigError(f"Cannot reach the database (DATABASE_URL): {exc}") from None
+
+
+def database_problem(settings: Settings) -> str | None:
+    """Why the service could not use DATABASE_URL (one line), or None (for `make run`)."""
+
+    async def probe() -> None:
+        await Tortoise.init(config=tortoise_config(settings))
+        try:
+            await check_database()
+        finally:
+            await Tortoise.close_connections()
+
+    try:
+        asyncio.run(probe())
+    except DatabaseNotReady as exc:
+        return str(exc)
+    return None
 
 
 class DatabaseNotReady(RuntimeError):
@@ -54,7 +120,7 @@ async def check_database() -> None:
     """Fail fast, in one clear sentence, when the user table cannot be read."""
     try:
         await User.exists()
-    except OSError as exc:
+    except (OSError, DBConnectionError) as exc:
         raise DatabaseNotReady(f"Cannot reach the database (DATABASE_URL): {exc}") from exc
     except OperationalError as exc:
         raise DatabaseNotReady(

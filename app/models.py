@@ -3,14 +3,22 @@
 import unicodedata
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import idna
 from fastapi_users import schemas
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    create_model,
+    field_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 from tortoise import fields
-from tortoise.contrib.pydantic import PydanticModel
+from tortoise.contrib.pydantic import PydanticModel, pydantic_model_creator
 from tortoise.models import Model
 
 EMAIL_MAX_LENGTH = 320
@@ -67,6 +75,8 @@ class User(Model):
 
     class Meta:
         table = "user"
+        # The admin user list pages through users in this order (`app/admin.py`).
+        indexes = (("created_at", "id"),)
 
 
 # Why a session ended (`Session.revoked_reason`); `expired` is only ever shown, never stored.
@@ -103,8 +113,8 @@ class Session(Model):
         table = "auth_session"
 
 
-class UserDB(PydanticModel):
-    """A user as the adapter returns it and the manager works with it."""
+class UserDBFields(PydanticModel):
+    """The fields of `UserDB` that the code relies on (typed here for mypy)."""
 
     model_config = ConfigDict(from_attributes=True, orig_model=User)  # type: ignore[typeddict-unknown-key]
 
@@ -118,6 +128,28 @@ class UserDB(PydanticModel):
     updated_at: datetime
 
 
+def with_every_model_field(base: type[UserDBFields]) -> type[UserDBFields]:
+    """`base` plus every other field of the Tortoise `User`, as Tortoise's creator types it.
+
+    A field added to `User` (say `first_name`) thus reaches `UserDB`, and from there
+    `UserRead` and the adapter, without being listed a second time here.
+    """
+    generated = pydantic_model_creator(User, name="UserDB")
+    extra: dict[str, Any] = {
+        name: (field.annotation, field)
+        for name, field in generated.model_fields.items()
+        if name not in base.model_fields and name in User._meta.db_fields
+    }
+    return create_model("UserDB", __base__=base, __module__=__name__, **extra)
+
+
+if TYPE_CHECKING:
+    UserDB = UserDBFields
+else:
+    UserDB = with_every_model_field(UserDBFields)
+"""A user as the adapter returns it and the manager works with it: every field of `User`."""
+
+
 class SessionUser(UserDB):
     """The user of an authenticated request, with the session its access token belongs to."""
 
@@ -127,6 +159,13 @@ class SessionUser(UserDB):
 
 class UserRead(schemas.BaseUser[uuid.UUID]):
     """A user as the API shows it."""
+
+
+class UserListItem(UserRead):
+    """A user as the admin user list (`GET /users`) shows it: `UserRead` and its timestamps."""
+
+    created_at: datetime
+    updated_at: datetime
 
 
 class UserCreate(schemas.BaseUserCreate):

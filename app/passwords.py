@@ -11,8 +11,8 @@ from fastapi_users.password import PasswordHelper
 from prometheus_client import Histogram
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from pwdlib.hashers.bcrypt import BcryptHasher
 
+from app.foreign_hashes import FOREIGN_HASHERS
 from app.metrics import PASSWORD_HASH_DURATION, PASSWORD_VERIFY_DURATION
 from app.settings import Settings
 
@@ -32,8 +32,20 @@ def timed(histogram: Histogram, function: Callable[..., T]) -> Callable[..., T]:
     return run
 
 
+def is_known_hash(hashed: str) -> bool:
+    """Whether `hashed` is in a format a login can verify (argon2, bcrypt or a foreign one).
+
+    An import refuses any other, which would only make an account nobody can enter.
+    """
+    return Argon2Hasher.identify(hashed) or any(h.identify(hashed) for h in FOREIGN_HASHERS)
+
+
 class PasswordHasher:
-    """Argon2id with the configured cost for new hashes; bcrypt and older argon2 still verify.
+    """Argon2id with the configured cost for new hashes; others verify and are then replaced.
+
+    Argon2 with other parameters, bcrypt, and the foreign formats of
+    `app/foreign_hashes.py` (Django, Werkzeug) verify; `verify_and_update` then returns
+    a new argon2id hash, which the login stores (`UserManager.authenticate`).
 
     argon2-cffi and bcrypt release the GIL, so hashes run in parallel threads while
     the event loop keeps serving. At most `password_hash_concurrency` run at once:
@@ -46,7 +58,7 @@ class PasswordHasher:
             memory_cost=settings.password_hash_memory_cost,
             parallelism=settings.password_hash_parallelism,
         )
-        self.password_hash = PasswordHash((argon2, BcryptHasher()))
+        self.password_hash = PasswordHash((argon2, *FOREIGN_HASHERS))
         self._hash = timed(PASSWORD_HASH_DURATION, self.password_hash.hash)
         self._verify_and_update = timed(
             PASSWORD_VERIFY_DURATION, self.password_hash.verify_and_update

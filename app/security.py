@@ -27,14 +27,13 @@ API_HEADERS = {
     "cross-origin-resource-policy": "same-origin",
     "strict-transport-security": "max-age=31536000; includeSubDomains",
 }
-# The interactive documentation pages load Swagger UI and ReDoc from their CDN.
+# The documentation pages (`app/docs.py`) load everything from the service and run no
+# inline script; Swagger UI and ReDoc set inline styles, and ReDoc searches in a worker
+# made from a blob.
 DOCS_CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; "
-    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src 'self' https://fonts.gstatic.com; "
-    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
-    "worker-src 'self' blob:; frame-ancestors 'none'"
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; worker-src 'self' blob:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 
 
@@ -195,8 +194,11 @@ class BodySizeLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-def add_http_hygiene(app: FastAPI, settings: Settings) -> None:
-    """Install the body-size limit, CORS (only for `CORS_ORIGINS`) and the security headers."""
+def add_http_hygiene(app: FastAPI, settings: Settings, docs_paths: Iterable[str] = ()) -> None:
+    """Install the body-size limit, CORS (only for `CORS_ORIGINS`) and the security headers.
+
+    The pages at `docs_paths` get the documentation's Content-Security-Policy.
+    """
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         # Bearer tokens travel in a header, never in cookies: no credentials mode.
@@ -208,9 +210,6 @@ def add_http_hygiene(app: FastAPI, settings: Settings) -> None:
             expose_headers=["Retry-After"],
             max_age=600,
         )
-    docs_paths = [path for path in (app.docs_url, app.redoc_url) if path]
-    if app.swagger_ui_oauth2_redirect_url:
-        docs_paths.append(app.swagger_ui_oauth2_redirect_url)
     app.add_middleware(SecurityHeadersMiddleware, docs_paths=docs_paths)
 
 

@@ -148,6 +148,27 @@ class SessionView:
     ended_reason: RevokedReason | None
 
 
+async def revoke_where(which: Q, reason: RevokedReason, now: datetime) -> int:
+    """End the sessions `which` selects that are still open; how many."""
+    # Only sessions not revoked yet: the first reason stays.
+    revoked = await Session.filter(which, revoked_at__isnull=True).update(
+        revoked_at=now, revoked_reason=reason
+    )
+    if revoked:
+        metrics.SESSION_REVOCATIONS.labels(reason).inc(revoked)
+    return revoked
+
+
+async def revoke_all_sessions(
+    user_id: uuid.UUID, reason: RevokedReason, keep: uuid.UUID | None = None
+) -> int:
+    """End every open session of `user_id` but `keep`; how many (also for the CLI)."""
+    which = Q(user_id=user_id)
+    if keep is not None:
+        which &= ~Q(id=keep)
+    return await revoke_where(which, reason, utcnow())
+
+
 class Sessions:
     """Starts, refreshes, lists, ends and purges sessions; built once per app."""
 
@@ -210,7 +231,7 @@ class Sessions:
             .values_list("id", flat=True)
         )
         if len(live) > keep:
-            await self._revoke(Q(id__in=live[keep:]), "evicted", now)
+            await revoke_where(Q(id__in=live[keep:]), "evicted", now)
 
     async def refresh(self, token: str, request: Request | None = None) -> TokenPair:
         """Rotate: the next token pair of the session `token` belongs to.
@@ -254,7 +275,7 @@ class Sessions:
     ) -> None:
         user_id: uuid.UUID = session.user_id  # type: ignore[attr-defined]
         async with in_transaction():
-            revoked = await self._revoke(Q(id=session.id), "refresh_reuse", now)
+            revoked = await revoke_where(Q(id=session.id), "refresh_reuse", now)
             if not revoked:
                 return  # another request caught the same reuse first
             details = {"session_id": str(session.id), "generation": generation}
@@ -277,32 +298,20 @@ class Sessions:
         )
         logger.info("Mailed %s about the revoked session.", redact(email))
 
-    async def _revoke(self, which: Q, reason: RevokedReason, now: datetime) -> int:
-        # Only sessions not revoked yet: the first reason stays.
-        revoked = await Session.filter(which, revoked_at__isnull=True).update(
-            revoked_at=now, revoked_reason=reason
-        )
-        if revoked:
-            metrics.SESSION_REVOCATIONS.labels(reason).inc(revoked)
-        return revoked
-
     async def revoke(
         self, session_id: uuid.UUID, user_id: uuid.UUID, reason: RevokedReason
     ) -> bool:
         """End one session of `user_id`; False if the user has no such session."""
         if not await Session.exists(id=session_id, user_id=user_id):
             return False
-        await self._revoke(Q(id=session_id), reason, utcnow())
+        await revoke_where(Q(id=session_id), reason, utcnow())
         return True
 
     async def revoke_all(
         self, user_id: uuid.UUID, reason: RevokedReason, keep: uuid.UUID | None = None
     ) -> int:
         """End every session of `user_id` but `keep`; how many were still open."""
-        which = Q(user_id=user_id)
-        if keep is not None:
-            which &= ~Q(id=keep)
-        return await self._revoke(which, reason, utcnow())
+        return await revoke_all_sessions(user_id, reason, keep)
 
     async def list(self, user_id: uuid.UUID) -> list[SessionView]:
         """The user's open sessions and those ended within SESSION_HISTORY_SECONDS, newest first."""

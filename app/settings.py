@@ -66,7 +66,10 @@ class Settings(BaseSettings):
     password_hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     reset_password_token_lifetime_seconds: int = Field(default=1800, gt=0)
     verify_token_lifetime_seconds: int = Field(default=86400, gt=0)
-    public_url: str = "http://127.0.0.1:8000"
+    # In development, the address the service listens on (HOST:PORT); required in production.
+    public_url: str = ""
+    # None: on in development, off in production (see README, "Settings").
+    docs_enabled: bool | None = None
     smtp_host: str | None = None
     smtp_port: int | None = Field(default=None, ge=1, le=65535)
     smtp_username: str | None = None
@@ -192,6 +195,8 @@ class Settings(BaseSettings):
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str) -> str:
+        if not value.strip():
+            return ""  # filled in by `_public_url_defaults_to_listening_address`
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL, e.g. https://users.example.com")
@@ -208,17 +213,34 @@ class Settings(BaseSettings):
         return value.strip()
 
     @model_validator(mode="after")
+    def _public_url_defaults_to_listening_address(self) -> Self:
+        if not self.public_url and self.environment == "development":
+            # A wildcard address is no place to send a browser to; loopback is.
+            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+            host = f"[{host}]" if ":" in host else host
+            self.public_url = f"http://{host}:{self.port}"
+        return self
+
+    @model_validator(mode="after")
     def _production_sends_real_mail(self) -> Self:
         # Reset and verification links must reach users, and must not land in a log.
         if self.environment == "production":
             missing = [
                 name.upper()
                 for name in ("smtp_host", "public_url", "mail_from")
-                if name not in self.model_fields_set or getattr(self, name) is None
+                if name not in self.model_fields_set or not getattr(self, name)
             ]
             if missing:
                 raise ValueError(f"{', '.join(missing)} must be set in production")
         return self
+
+    @property
+    def docs_on(self) -> bool:
+        """Whether `/docs`, `/redoc` and `/openapi.json` are served: DOCS_ENABLED, else
+        only in development."""
+        if self.docs_enabled is not None:
+            return self.docs_enabled
+        return self.environment == "development"
 
     @property
     def smtp_port_or_default(self) -> int:

@@ -40,6 +40,7 @@ EMAIL = "bench@example.com"
 # MAX_SESSIONS_PER_USER (part of a login's cost) never ends the sessions of EMAIL.
 LOGIN_EMAIL = "bench-login@example.com"
 SEEDED_USERS = 100_000
+LIST_USERS = 1000
 VERIFY_SAMPLES = 20
 STARTUP_SECONDS = 30
 REFRESH_CONNECTIONS = 8
@@ -78,7 +79,8 @@ class Server:
             if self.process.poll() is not None:
                 raise SystemExit(f"{self.target} exited with {self.process.returncode}")
             try:
-                httpx.get(f"{self.url}/docs", timeout=1)
+                # Any answer will do (the docs are off in production).
+                httpx.get(f"{self.url}/openapi.json", timeout=1)
                 return
             except httpx.TransportError:
                 time.sleep(0.2)
@@ -183,15 +185,15 @@ def wrk_during(
     return parse_wrk(storm_output), during
 
 
-def seed_users(database: Path, count: int) -> None:
-    """Insert `count` users straight into SQLite, all with the bench user's hash."""
+def seed_users(database: Path, count: int, start: int = 0) -> None:
+    """Insert `count` users (seed-<start> on) into SQLite, all with the bench user's hash."""
     with closing(sqlite3.connect(database)) as connection, connection:
         hashed, created = connection.execute(
             "SELECT hashed_password, created_at FROM user WHERE email = ?", (EMAIL,)
         ).fetchone()
         rows = (
             (str(uuid.uuid4()), f"seed-{n}@example.com", hashed, 1, 0, 0, created, created)
-            for n in range(count)
+            for n in range(start, start + count)
         )
         connection.executemany(
             "INSERT INTO user (id, email, hashed_password, is_active, is_superuser,"
@@ -310,8 +312,24 @@ def run(seconds: float) -> dict[str, Any]:
             env,
         )
 
-        log.info("seeding %d users ...", SEEDED_USERS)
-        seed_users(database, SEEDED_USERS)
+        # The admin user list (`GET /users`) at 1k users, then again at 100k.
+        with closing(sqlite3.connect(database)) as connection, connection:
+            connection.execute("UPDATE user SET is_superuser = 1 WHERE email = ?", (EMAIL,))
+        log.info("seeding %d users ...", LIST_USERS)
+        seed_users(database, LIST_USERS)
+        list_steps = {
+            "users_page_c8_{}": (f"{service.url}/users?limit=50", "get.lua", 8),
+            "users_search_c8_{}": (f"{service.url}/users?q=seed-5&limit=50", "get.lua", 8),
+        }
+        for name, (url, script, connections) in list_steps.items():
+            log.info("%s ...", name.format("1k"))
+            figures[name.format("1k")] = wrk(url, script, connections, seconds, env)
+
+        log.info("seeding %d users ...", SEEDED_USERS - LIST_USERS)
+        seed_users(database, SEEDED_USERS - LIST_USERS, start=LIST_USERS)
+        for name, (url, script, connections) in list_steps.items():
+            log.info("%s ...", name.format("100k"))
+            figures[name.format("100k")] = wrk(url, script, connections, seconds, env)
         for name, (url, script, connections) in {
             "login_c8_100k_users": (f"{service.url}/auth/jwt/login", "login.lua", 8),
             "register_c8_100k_users": (f"{service.url}/auth/register", "register.lua", 8),
@@ -362,6 +380,10 @@ def summarize(figures: dict[str, Any]) -> dict[str, Any]:
         / steps["register_c8_1_user"]["rps"],
         "next_after_forgot_known_vs_unknown": figures["next_after_known_forgot_ms"]
         / figures["next_after_unknown_forgot_ms"],
+        "users_page_100k_vs_1k": steps["users_page_c8_1k"]["rps"]
+        / steps["users_page_c8_100k"]["rps"],
+        "users_search_100k_vs_1k": steps["users_search_c8_1k"]["rps"]
+        / steps["users_search_c8_100k"]["rps"],
         "non2xx": sum(step["non2xx"] for step in steps.values()),
         "n5xx": sum(step["n5xx"] for step in steps.values()),
         "socket_errors": sum(step["socket_errors"] for step in steps.values()),
@@ -402,6 +424,9 @@ def table(figures: dict[str, Any], summary: dict[str, Any]) -> str:
         f"register {summary['register_100k_vs_1']:.2f}x",
         f"- forgot-password, the next request after a known vs an unknown address: "
         f"{summary['next_after_forgot_known_vs_unknown']:.2f} x",
+        f"- GET /users cost at {SEEDED_USERS} users vs {LIST_USERS} (1/req/s, goal <= 2): "
+        f"page {summary['users_page_100k_vs_1k']:.2f}x, "
+        f"prefix search {summary['users_search_100k_vs_1k']:.2f}x",
         f"- peak RSS: service {figures['service_peak_rss_mib']:.0f} MiB, "
         f"floor {figures['floor_peak_rss_mib']:.0f} MiB",
         f"- non-2xx: {summary['non2xx']}, 5xx: {summary['n5xx']}, "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, Route, async_playwright
 
 from tests.conftest import (
     PASSWORD,
@@ -265,3 +265,66 @@ async def test_password_reset_through_the_form_in_the_browser(
     assert await page.locator("#password").count() == 0
     await screenshot(page, "reset-used-link")
     assert await login_status(api, "cy@example.com", NEW_PASSWORD) == 200
+
+
+# --- the API documentation, offline -------------------------------------------------------
+
+
+@pytest.fixture
+async def offline_page(browser: Browser, live_server: LiveServer) -> AsyncIterator[Page]:
+    """A tab with JavaScript on and every request off the live server blocked.
+
+    Yields after the test with the console clean of CSP violations and no request made
+    (or attempted) to anywhere but the service.
+    """
+    context = await browser.new_context()
+    outside: list[str] = []
+
+    async def only_the_service(route: Route) -> None:
+        if route.request.url.startswith(f"{live_server.url}/") or route.request.url.startswith(
+            ("data:", "blob:")
+        ):
+            await route.continue_()
+        else:
+            outside.append(route.request.url)
+            await route.abort("internetdisconnected")
+
+    await context.route("**/*", only_the_service)
+    tab = await context.new_page()
+    console: list[str] = []
+    tab.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    tab.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+    yield tab
+    await context.close()
+    assert outside == []
+    # ReDoc's footer always asks Redocly's CDN for its logo, and hides it when it fails:
+    # the docs' policy blocks it (before any request), which is what is wanted here.
+    violations = [
+        line
+        for line in console
+        if "Content Security Policy" in line and "cdn.redoc.ly/redoc/logo-mini.svg" not in line
+    ]
+    assert not violations, console
+    assert not [line for line in console if line.startswith("pageerror")], console
+
+
+async def test_swagger_ui_renders_offline(live_server: LiveServer, offline_page: Page) -> None:
+    response = await offline_page.goto(f"{live_server.url}/docs")
+
+    assert response is not None
+    assert response.status == 200
+    await offline_page.wait_for_selector('[data-path="/auth/jwt/login"]', timeout=20_000)
+    operations = await offline_page.locator(".opblock").count()
+    assert operations >= 10
+    await offline_page.locator('[data-path="/users/me"]').first.click()
+    await offline_page.wait_for_selector("text=Try it out", timeout=10_000)
+    await screenshot(offline_page, "docs-swagger-ui")
+
+
+async def test_redoc_renders_offline(live_server: LiveServer, offline_page: Page) -> None:
+    response = await offline_page.goto(f"{live_server.url}/redoc")
+
+    assert response is not None
+    assert response.status == 200
+    await offline_page.locator("h2", has_text="Auth:Jwt.Login").wait_for(timeout=20_000)
+    await screenshot(offline_page, "docs-redoc")

@@ -21,19 +21,15 @@ from tortoise.connection import get_connection
 from tortoise.contrib.fastapi import RegisterTortoise
 
 from app.db import tortoise_config
+from app.models import User
 from app.settings import Settings
-from tests.conftest import ROOT, Aerich, Backend, forget_cached_sql
+from tests.conftest import ROOT, SERVER_URLS, Aerich, Backend, forget_cached_sql
 
 MIGRATIONS = ROOT / "migrations" / "models"
-USER_COLUMNS = {
-    "id",
-    "email",
-    "hashed_password",
-    "is_active",
-    "is_superuser",
-    "is_verified",
-    "created_at",
-    "updated_at",
+# The columns the model describes, and those of them it allows to be NULL.
+USER_COLUMNS = {field.source_field or name for name, field in User._meta.fields_map.items()}
+NULLABLE_COLUMNS = {
+    field.source_field or name for name, field in User._meta.fields_map.items() if field.null
 }
 
 
@@ -194,11 +190,12 @@ def migrated(upgraded: dict[str, Migrated]) -> Migrated:
 
 
 def test_upgrade_creates_user_table(migrated: Migrated) -> None:
-    """The user table has the model's columns, all NOT NULL, and a unique index on email."""
+    """The user table has the model's columns, NOT NULL as the model says, a unique e-mail."""
     table = user_table(migrated.url)
 
     assert set(table.columns) == USER_COLUMNS
-    assert not [name for name, column in table.columns.items() if column.nullable]
+    assert {name for name, column in table.columns.items() if column.nullable} == NULLABLE_COLUMNS
+    assert {"id", "email", "hashed_password", "created_at"} <= USER_COLUMNS - NULLABLE_COLUMNS
     assert ("email",) in table.unique
 
 
@@ -280,8 +277,9 @@ def test_migrate_detects_no_changes(migrated: Migrated, aerich: Aerich, tmp_path
 def test_migrated_schema_matches_generated_schema(backend: Backend, migrated: Migrated) -> None:
     """The migrated user table equals the one Tortoise generates from the models.
 
-    One difference is deliberate: on MySQL/MariaDB the migration gives the e-mail the
-    binary collation, so that addresses differing in case or accents stay distinct.
+    One difference is deliberate: the migrations give the e-mail a binary collation, on
+    MySQL/MariaDB so that addresses differing in case or accents stay distinct, and on
+    PostgreSQL ("C") so that its unique index serves prefix searches.
     """
     generated_url = backend.recreate("fastapi_users_generated")
 
@@ -298,9 +296,10 @@ def test_migrated_schema_matches_generated_schema(backend: Backend, migrated: Mi
     assert user_table(migrated.url, "auth_session") == asyncio.run(generate_sessions())
 
     expected = dict(generated.columns)
-    if backend.kind == "mysql":
-        assert migrated_table.columns["email"].collation == "utf8mb4_bin"
-        expected["email"] = expected["email"]._replace(collation="utf8mb4_bin")
+    binary = {"mysql": "utf8mb4_bin", "postgres": "C"}.get(backend.kind)
+    if binary is not None:
+        assert migrated_table.columns["email"].collation == binary
+        expected["email"] = expected["email"]._replace(collation=binary)
     assert migrated_table.columns == expected
     assert migrated_table.unique == generated.unique
 
@@ -341,3 +340,24 @@ def test_upgrade_with_bad_database_url_fails_in_one_line(aerich: Aerich) -> None
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "DATABASE_URL" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{SERVER_URLS['postgres']}/no_such_database_anywhere",
+        f"{SERVER_URLS['mysql']}/no_such_database_anywhere",
+        "postgres://postgres@127.0.0.1:1/nowhere",
+        "sqlite:///no/such/folder/db.sqlite3",
+    ],
+    ids=["postgres-no-database", "mysql-no-database", "no-server", "sqlite-no-folder"],
+)
+def test_upgrade_of_an_unreachable_database_fails_in_one_line(aerich: Aerich, url: str) -> None:
+    """A missing database or server stops `aerich upgrade` with one line, no traceback."""
+    result = aerich(url, "upgrade")
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Cannot reach the database (DATABASE_URL)")

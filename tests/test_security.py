@@ -1,5 +1,6 @@
 """HTTP hygiene: the client IP behind proxies, security headers, the body-size limit and CORS."""
 
+import re
 from collections.abc import AsyncIterator
 from ipaddress import ip_network
 from typing import Any
@@ -80,15 +81,31 @@ async def test_security_headers_on_every_response(
         assert response.headers[name] == value, name
 
 
-@pytest.mark.parametrize("path", ["/docs", "/redoc"])
-async def test_docs_pages_may_load_their_scripts(client: httpx.AsyncClient, path: str) -> None:
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/docs/oauth2-redirect"])
+async def test_docs_pages_load_scripts_from_the_service_only(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    """No CDN and no inline script (tests/test_browser.py renders them offline)."""
     response = await client.get(path)
 
     assert response.status_code == 200
     policy = response.headers["content-security-policy"]
-    assert "https://cdn.jsdelivr.net" in policy
+    assert "script-src 'self';" in policy
+    assert "http" not in policy
+    assert "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
     assert "frame-ancestors 'none'" in policy
     assert response.headers["x-frame-options"] == "DENY"
+    assert "<script>" not in response.text
+    for asset in re.findall(r'(?:src|href)="(/[^"]+)"', response.text):
+        assert (await client.get(asset)).status_code == 200, asset
+
+
+@with_settings(docs_enabled=False)
+@pytest.mark.parametrize(
+    "path", ["/docs", "/redoc", "/openapi.json", "/docs/assets/swagger-ui.css"]
+)
+async def test_docs_can_be_switched_off(client: httpx.AsyncClient, path: str) -> None:
+    assert (await client.get(path)).status_code == 404
 
 
 async def test_a_token_response_is_not_cached(client: httpx.AsyncClient, user: Any) -> None:

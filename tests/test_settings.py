@@ -438,3 +438,42 @@ def test_bad_security_setting_is_a_one_line_error(
         load_settings()
 
     assert_one_line_naming(caught.value, variable)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"PORT": "9123"}, "http://127.0.0.1:9123"),
+        ({"HOST": "0.0.0.0", "PORT": "9000"}, "http://127.0.0.1:9000"),  # noqa: S104
+        ({"HOST": "::1", "PORT": "9000"}, "http://[::1]:9000"),
+        ({"PORT": "9000", "PUBLIC_URL": "https://users.example.com/"}, "https://users.example.com"),
+    ],
+)
+def test_public_url_defaults_to_where_development_listens(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    assert load_settings().public_url == expected
+
+
+def test_production_still_requires_public_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_production(monkeypatch)
+    monkeypatch.delenv("PUBLIC_URL")
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+
+    assert_one_line_naming(raised.value, "PUBLIC_URL")
+
+
+def test_docs_are_on_in_development_and_off_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().docs_on is True
+    set_production(monkeypatch)
+    assert load_settings().docs_on is False
+    monkeypatch.setenv("DOCS_ENABLED", "true")
+    assert load_settings().docs_on is True
