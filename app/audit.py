@@ -13,10 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import Request
-from tortoise import Tortoise
 
 from app import metrics
-from app.db import tortoise_config
 from app.logs import current_user_id, request_id_of
 from app.models import USER_AGENT_MAX_LENGTH, AuditEvent, AuditEventPage, AuditEventRead
 from app.security import client_ip
@@ -172,17 +170,4 @@ async def purge(retention_days: int, now: datetime | None = None) -> int:
     """Delete the events older than `retention_days`; return how many went."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
     deleted: int = await AuditEvent.filter(created_at__lt=cutoff).delete()
-    return deleted
-
-
-async def purge_expired(settings: Settings) -> int:
-    """The purge command (`python -m app` wires it): connect, purge by AUDIT_RETENTION_DAYS."""
-    await Tortoise.init(config=tortoise_config(settings))
-    try:
-        deleted = await purge(settings.audit_retention_days)
-    finally:
-        await Tortoise.close_connections()
-    logger.info(
-        "Purged %d audit event(s) older than %d days.", deleted, settings.audit_retention_days
-    )
     return deleted

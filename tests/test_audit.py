@@ -5,20 +5,15 @@ from typing import Any
 
 import httpx
 import pytest
-from tortoise.contrib.fastapi import RegisterTortoise
 
 from app import audit
-from app.db import tortoise_config
 from app.models import AuditEvent, UserDB
-from app.settings import Settings
 from tests.conftest import (
     PASSWORD,
     CreateUser,
     Login,
     Mailbox,
     assert_error,
-    clear_rows,
-    forget_cached_sql,
     token_in,
     with_settings,
 )
@@ -325,24 +320,6 @@ async def test_purge_deletes_only_events_past_retention(
 
     assert deleted == 1
     assert await events() == [event for event in kept if event.id != old.id]
-
-
-async def test_purge_expired_connects_by_itself(settings: Settings) -> None:
-    """`purge_expired` is what `python -m app` runs: it opens and closes its own connection."""
-    expired = datetime.now(UTC) - timedelta(days=settings.audit_retention_days, minutes=1)
-    forget_cached_sql()
-    async with RegisterTortoise(config=tortoise_config(settings)):
-        await clear_rows()
-        old = await AuditEvent.create(action="login", details={})
-        await AuditEvent.filter(id=old.id).update(created_at=expired)
-        recent = await AuditEvent.create(action="login", details={})
-
-    deleted = await audit.purge_expired(settings)
-
-    async with RegisterTortoise(config=tortoise_config(settings)):
-        remaining = [event.id for event in await AuditEvent.all()]
-    assert deleted == 1
-    assert remaining == [recent.id]
 
 
 async def log_in_pair(
