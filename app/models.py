@@ -160,6 +160,10 @@ class SessionUser(UserDB):
 class UserRead(schemas.BaseUser[uuid.UUID]):
     """A user as the API shows it."""
 
+    # Stored addresses keep an internationalized domain in Unicode (`normalize_email`),
+    # which JSON Schema's `email` format does not admit; `idn-email` does.
+    email: EmailStr = Field(json_schema_extra={"format": "idn-email"})
+
 
 class UserListItem(UserRead):
     """A user as the admin user list (`GET /users`) shows it: `UserRead` and its timestamps."""

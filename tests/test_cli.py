@@ -139,6 +139,7 @@ async def test_create_user_refusals_are_one_line(
 
 
 async def test_superuser_and_active_flags(cli: CLI, client: httpx.AsyncClient) -> None:
+    cli("create-user", "admin@example.com", "--superuser", stdin=PASSWORD)
     cli("create-user", "ada@example.com", stdin=PASSWORD)
 
     steps = [
@@ -307,3 +308,15 @@ async def test_sessions_and_audit_purge_delete_only_what_has_expired(
     assert (await client.get("/users/me", headers=headers)).status_code == 200
     assert not await AuditEvent.filter(id=old_event.id).exists()
     assert await AuditEvent.filter(action="login").exists()
+
+
+async def test_the_last_superuser_is_kept(cli: CLI, client: httpx.AsyncClient) -> None:
+    cli("create-user", "admin@example.com", "--superuser", stdin=PASSWORD)
+
+    demoted = cli("set-superuser", "admin@example.com", "--revoke")
+    deactivated = cli("deactivate", "admin@example.com")
+
+    assert "admin@example.com: refused (LastSuperuser)" in one_line_error(demoted)
+    assert "admin@example.com: refused (LastSuperuser)" in one_line_error(deactivated)
+    admin = await User.get(email="admin@example.com")
+    assert (admin.is_superuser, admin.is_active) == (True, True)
