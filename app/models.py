@@ -231,25 +231,6 @@ class UserUpdate(schemas.BaseUserUpdate):
         return value
 
 
-AUDIT_ACTIONS = (
-    "register",
-    "login",
-    "login_failed",
-    "logout",
-    "password_change",
-    "password_reset_requested",
-    "password_reset",
-    "email_change",
-    "verify",
-    "user_updated_by_admin",
-    "user_deleted",
-    "rate_limited",
-    # Written by sessions (refresh tokens) once they exist.
-    "refresh_reuse",
-    "sessions_revoked",
-)
-
-
 class AuditEvent(Model):
     """A security event: who did what to which account, when, from where, with what outcome.
 
