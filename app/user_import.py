@@ -37,7 +37,9 @@ FIELDS = ("email", "hashed_password", "is_active", "is_verified", "is_superuser"
 FLAGS = {"is_active": True, "is_verified": False, "is_superuser": False}
 TRUE_WORDS = frozenset({"true", "1", "yes", "t", "y"})
 FALSE_WORDS = frozenset({"false", "0", "no", "f", "n", ""})
-BATCH_SIZE = 1000
+# Rows a transaction: each commit costs a WAL write and sync, so fewer, larger ones are
+# faster; 5000 stays far below every database's limit of query parameters (the IN list).
+BATCH_SIZE = 5000
 HASH_MAX_LENGTH: int = User._meta.fields_map["hashed_password"].max_length  # type: ignore[attr-defined]
 # The progress bar hears of bytes read in steps of this size, not per line.
 PROGRESS_STEP_BYTES = 1 << 20
