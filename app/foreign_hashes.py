@@ -35,6 +35,8 @@ class ForeignHasher(HasherProtocol):
     """A hasher that only verifies: its hashes are always replaced at the next login."""
 
     pattern: re.Pattern[str]
+    # How every hash of the format starts: a cheap test before the pattern's.
+    prefix: str
 
     @classmethod
     def identify(cls, hash: str | bytes) -> bool:
@@ -69,6 +71,7 @@ class DjangoPbkdf2Hasher(ForeignHasher):
     """Django's default `pbkdf2_sha256$<iterations>$<salt>$<base64 digest>`."""
 
     pattern = DJANGO_PBKDF2
+    prefix = "pbkdf2_sha256$"
 
     @classmethod
     def acceptable(cls, match: re.Match[str]) -> bool:
@@ -87,6 +90,7 @@ class WerkzeugPbkdf2Hasher(ForeignHasher):
     """Werkzeug's (Flask's) `pbkdf2:sha256:<iterations>$<salt>$<hex digest>`."""
 
     pattern = WERKZEUG_PBKDF2
+    prefix = "pbkdf2:sha256:"
 
     @classmethod
     def acceptable(cls, match: re.Match[str]) -> bool:
@@ -105,6 +109,7 @@ class WerkzeugScryptHasher(ForeignHasher):
     """Werkzeug's (Flask's) default since 3.0, `scrypt:<n>:<r>:<p>$<salt>$<hex digest>`."""
 
     pattern = WERKZEUG_SCRYPT
+    prefix = "scrypt:"
 
     @classmethod
     def acceptable(cls, match: re.Match[str]) -> bool:
@@ -135,6 +140,7 @@ class ForeignBcryptHasher(ForeignHasher):
     """
 
     pattern = BCRYPT
+    prefix = "$2"
 
     @classmethod
     def acceptable(cls, match: re.Match[str]) -> bool:

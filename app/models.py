@@ -1,5 +1,6 @@
 """The Tortoise models (`User`, `Session`) and the pydantic schemas built on them."""
 
+import functools
 import unicodedata
 import uuid
 from datetime import datetime
@@ -31,6 +32,9 @@ EMAIL_DESCRIPTION = (
 
 def fold(text: str) -> str:
     """`text` in NFKC and lower case (NFKC twice, so folding is idempotent for every character)."""
+    if text.isascii():
+        # NFKC leaves ASCII as it is, so lower case is all there is to do (and much cheaper).
+        return text.lower()
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).lower())
 
 
@@ -47,6 +51,12 @@ def unicode_domain(domain: str) -> str:
     return decoded
 
 
+@functools.lru_cache(maxsize=4096)
+def normalize_domain(domain: str) -> str:
+    """The domain part of `normalize_email`; cached, as most addresses share a few domains."""
+    return fold(unicode_domain(domain))
+
+
 def normalize_email(email: str) -> str:
     """The one key an address is stored and looked up by; never raises.
 
@@ -58,7 +68,7 @@ def normalize_email(email: str) -> str:
     local, at, domain = email.strip().rpartition("@")
     if not at:
         return fold(email.strip())
-    return f"{fold(local)}@{fold(unicode_domain(domain))}"
+    return f"{fold(local)}@{normalize_domain(domain)}"
 
 
 class User(Model):

@@ -37,7 +37,10 @@ def is_known_hash(hashed: str) -> bool:
 
     An import refuses any other, which would only make an account nobody can enter.
     """
-    return Argon2Hasher.identify(hashed) or any(h.identify(hashed) for h in FOREIGN_HASHERS)
+    # The prefix picks the one format a hash can be in, so one pattern is tried, not five.
+    if hashed.startswith("$argon2"):
+        return Argon2Hasher.identify(hashed)
+    return any(h.identify(hashed) for h in FOREIGN_HASHERS if hashed.startswith(h.prefix))
 
 
 class PasswordHasher:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from types import SimpleNamespace
 from typing import IO, Any
 
+import orjson
 from email_validator import EmailNotValidError, validate_email
 from email_validator.syntax import validate_email_local_part
 from tortoise import BaseDBAsyncClient
@@ -37,7 +37,12 @@ FIELDS = ("email", "hashed_password", "is_active", "is_verified", "is_superuser"
 FLAGS = {"is_active": True, "is_verified": False, "is_superuser": False}
 TRUE_WORDS = frozenset({"true", "1", "yes", "t", "y"})
 FALSE_WORDS = frozenset({"false", "0", "no", "f", "n", ""})
-BATCH_SIZE = 1000
+# Rows a transaction: each commit costs a WAL write and sync, so fewer, larger ones are
+# faster; 5000 stays far below every database's limit of query parameters (the IN list).
+BATCH_SIZE = 5000
+HASH_MAX_LENGTH: int = User._meta.fields_map["hashed_password"].max_length  # type: ignore[attr-defined]
+# The progress bar hears of bytes read in steps of this size, not per line.
+PROGRESS_STEP_BYTES = 1 << 20
 EXPORT_PAGE_SIZE = 1000
 
 
@@ -144,6 +149,8 @@ def parse_row(number: int, record: dict[str, Any]) -> Row:
     hashed = record.get("hashed_password")
     if not isinstance(hashed, str) or not hashed:
         raise RowError("hashed_password is missing")
+    if len(hashed) > HASH_MAX_LENGTH:
+        raise RowError(f"hashed_password is longer than {HASH_MAX_LENGTH} characters")
     if not is_known_hash(hashed):
         raise RowError(
             "hashed_password is in no supported format (argon2, bcrypt, Django "
@@ -167,9 +174,14 @@ def parse_row(number: int, record: dict[str, Any]) -> Row:
 
 def read_lines(file: IO[bytes], on_bytes: Callable[[int], None]) -> Iterator[str]:
     """The file's lines as text, reporting the bytes read (for the progress bar)."""
+    unreported = 0
     for line in file:
-        on_bytes(len(line))
+        unreported += len(line)
+        if unreported >= PROGRESS_STEP_BYTES:
+            on_bytes(unreported)
+            unreported = 0
         yield line.decode("utf-8-sig")
+    on_bytes(unreported)
 
 
 def records(
@@ -187,7 +199,7 @@ def records(
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
+                    record = orjson.loads(line)
                 except ValueError:
                     yield number, RowError("not a JSON object")
                     continue
@@ -213,22 +225,19 @@ def records(
 async def insert_many(connection: BaseDBAsyncClient, rows: list[dict[str, Any]]) -> None:
     """Insert new users with one `executemany`, on the current transaction's connection.
 
-    Tortoise's `bulk_create` builds a model instance per row first, which cost more than
-    the insert; the SQL and each column's conversion to the database are still Tortoise's.
+    The SQL is Tortoise's. The values are converted here as Tortoise's fields convert them
+    for every dialect (`to_db_value`: the UUID as text, booleans and aware datetimes as
+    they are), since calling the fields per value cost more than the insert; `parse_row`
+    has already checked what their validators check (lengths).
     """
     if not rows:
         return
     executor = connection.executor_class(User, connection)
-    fields_map = User._meta.fields_map
-    columns = executor.regular_columns
     now = datetime.now(UTC)
     values = []
     for row in rows:
-        # A stand-in for the instance, which the conversions read (and set timestamps on).
-        user: Any = SimpleNamespace(**{"id": uuid.uuid4(), "created_at": now, **row})
-        values.append(
-            [fields_map[name].to_db_value(getattr(user, name, now), user) for name in columns]
-        )
+        user = {"id": str(uuid.uuid4()), "created_at": now, "updated_at": now, **row}
+        values.append([user[name] for name in executor.regular_columns])
     await connection.execute_many(executor.insert_query, values)
 
 

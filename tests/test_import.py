@@ -115,14 +115,17 @@ async def test_rows_are_refused_with_their_number_and_reason(tmp_path: Path) -> 
         + json.dumps({"email": "flag@example.com", "hashed_password": DJANGO_HASH,
                       "is_active": "perhaps"}) + "\n"
         + json.dumps({"email": "nohash@example.com"}) + "\n"
+        + json.dumps({"email": "long@example.com",  # longer than the column holds
+                      "hashed_password": DJANGO_HASH.replace("seasalt", "s" * 1024)}) + "\n"
     )  # fmt: skip
 
     summary = await import_users(path)
 
     assert summary.created == 1
     assert [message.split(":")[0] for message in summary.refused] == [
-        "row 2", "row 4", "row 5", "row 6", "row 7",
+        "row 2", "row 4", "row 5", "row 6", "row 7", "row 8",
     ]  # fmt: skip
+    assert "longer than 1024 characters" in summary.refused[-1]
     assert "no supported format" in summary.refused[0]
     assert await User.filter(email="md5@example.com").count() == 0
     assert await User.all().count() == 1
