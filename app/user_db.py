@@ -203,12 +203,14 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
         rows = await connection.execute_query_dict(sql, params)
         if not rows:
             return None
+        # Tortoise converts the driver's values; its instance is read straight into
+        # SessionUser, with no UserDB in between (this runs on every request).
         user = User._init_from_db(**{column: rows[0][column] for column in USER_COLUMNS})
         auth_time = Session._meta.fields_map["auth_time"].to_python_value(rows[0]["auth_time"])
+        values = {column: getattr(user, column) for column in USER_COLUMNS}
         return SessionUser.model_validate(
-            {**UserDB.model_validate(user).model_dump(), "session_id": session_id,
-             "auth_time": auth_time}
-        )  # fmt: skip
+            {**values, "session_id": session_id, "auth_time": auth_time}
+        )
 
     async def rotate_session(
         self, session_id: uuid.UUID, generation: int, now: datetime, idle_cutoff: datetime
