@@ -117,6 +117,17 @@ async def login(
     user = await manager.authenticate(credentials)
     if user is None or not user.is_active:
         return oauth_error(LOGIN_BAD_CREDENTIALS, "invalid_grant")
+    return await sign_in(request, manager, sessions, user)
+
+
+async def sign_in(
+    request: Request, manager: UserManagerDep, sessions: Sessions, user: UserDB
+) -> Response:
+    """Finish a sign-in of `user`, who just proved who they are: a new session's pair.
+
+    Every way of signing in (password, provider) ends here, so what a sign-in needs
+    beyond the first proof is decided in one place.
+    """
     settings: Settings = request.app.state.settings
     pair = await sessions.start(
         user, client_ip(request, settings.trusted_proxies), request.headers.get("user-agent")
