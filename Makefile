@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh clone: `make run` and `make test`.
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate migration test lint format browser wrk bench bench-import
+.PHONY: help install run migrate migration test lint format browser haproxy wrk bench bench-import
 
 # uv from PATH, or installed with pip into .tools/ when missing.
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
@@ -44,7 +44,13 @@ browser:  ## Install Debian's chromium for the browser tests (as root; skipped o
 	  || { [ "$$(id -u)" = 0 ] && apt-get update && apt-get install -y --no-install-recommends chromium; } \
 	  || echo "chromium is missing: the browser tests will be skipped (and fail with CI=true)"
 
-test: lint browser  ## Lint, type-check and run the whole suite
+# The load-balancer tests (tests/test_scale.py) start Debian's haproxy themselves, never its service.
+haproxy:  ## Install Debian's haproxy for the load-balancer tests (as root; skipped otherwise)
+	@command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] \
+	  || { [ "$$(id -u)" = 0 ] && apt-get update && apt-get install -y --no-install-recommends haproxy; } \
+	  || echo "haproxy is missing: the load-balancer tests will be skipped (and fail with CI=true)"
+
+test: lint browser haproxy  ## Lint, type-check and run the whole suite
 	$(RUN) pytest $(PYTEST_ARGS)
 
 wrk:  ## Install Debian's wrk, the load generator of the benchmark (as root)

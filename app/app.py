@@ -23,7 +23,7 @@ from pydantic import AfterValidator, EmailStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tortoise.contrib.fastapi import register_tortoise
 
-from app import admin, audit, health, metrics, pages
+from app import admin, audit, health, metrics, outages, pages
 from app.audit import AuditAction
 from app.db import DatabaseNotReady, check_database, open_sqlite_reader, tortoise_config
 from app.docs import DOCS_PATHS, add_docs
@@ -361,6 +361,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(InvalidCurrentPassword, invalid_current_password)
     app.add_exception_handler(LastSuperuser, last_superuser)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    for outage in outages.OUTAGE_CLASSES:
+        app.add_exception_handler(outage, outages.database_unavailable)
     add_http_hygiene(app, settings, DOCS_PATHS if settings.docs_on else ())
     # Outermost, so its duration and status include every other layer's work.
     app.add_middleware(

@@ -1,7 +1,8 @@
 """Health: the pending-migration check at start-up, `/health/live` and `/health/ready`.
 
 Both endpoints answer `{"status": ..., "checks": {name: result}}` with 200 or 503 and name
-no host, URL or error text. Readiness turns 503 as soon as shutdown begins: when uvicorn
+no host, URL or error text; Redis down is `degraded` with 200, since the rate limiter
+falls back to memory. Readiness turns 503 as soon as shutdown begins: when uvicorn
 is told to stop (SIGTERM, SIGINT), the app first marks itself as shutting down and waits
 SHUTDOWN_DRAIN_SECONDS before uvicorn stops taking connections, so a load balancer
 polling readiness sees the instance leave before it refuses connections.
@@ -120,11 +121,18 @@ async def run_check(name: str, check: Any) -> str:
     return result
 
 
-def answer(checks: dict[str, str], ok: set[str]) -> JSONResponse:
-    """200 when every check is in `ok`, else 503; the same shape either way."""
-    healthy = all(result in ok for result in checks.values())
-    body = {"status": "ok" if healthy else "unavailable", "checks": checks}
-    return JSONResponse(body, status_code=200 if healthy else 503)
+def answer(
+    checks: dict[str, str], ok: set[str], optional: frozenset[str] = frozenset()
+) -> JSONResponse:
+    """200 when every check is in `ok`, else 503; the same shape either way.
+
+    A failed `optional` check (one the service has a fallback for) leaves the answer 200,
+    with the status `degraded`, so a load balancer keeps the instance in rotation.
+    """
+    failed = {name for name, result in checks.items() if result not in ok}
+    if failed - optional:
+        return JSONResponse({"status": "unavailable", "checks": checks}, status_code=503)
+    return JSONResponse({"status": "degraded" if failed else "ok", "checks": checks})
 
 
 @router.get("/live", responses={200: {"description": "The process answers."}})
@@ -137,11 +145,11 @@ async def live() -> JSONResponse:
     "/ready",
     responses={
         200: {"description": "Ready to serve."},
-        503: {"description": "A check failed, or the instance is shutting down."},
+        503: {"description": "A required check failed, or the instance is shutting down."},
     },
 )
 async def ready(request: Request) -> JSONResponse:
-    """Readiness: database reachable, migrations applied, Redis (if set) up, not stopping."""
+    """Readiness: database reachable, migrations applied, not stopping; Redis down is degraded."""
     health: Health = request.app.state.health
     redis_pool = request.app.state.rate_limiter.redis_pool
     database, migrations, redis_result = await asyncio.gather(
@@ -155,4 +163,6 @@ async def ready(request: Request) -> JSONResponse:
         "redis": redis_result,
         "shutdown": "shutting_down" if health.shutting_down else "ok",
     }
-    return answer(checks, {"ok", "not_configured"})
+    # Without Redis the rate limiter counts in memory (app/ratelimit.py): the instance
+    # still serves, so a Redis outage must not take every instance out of rotation.
+    return answer(checks, {"ok", "not_configured"}, optional=frozenset({"redis"}))

@@ -1,0 +1,67 @@
+"""Database outages: a request the database cannot serve right now gets 503, never a 500.
+
+While PostgreSQL (or MariaDB) restarts, fails over or has its connections killed, the
+queries of a request fail with the driver's connection errors. The app answers those with
+`503 {"detail": "SERVICE_UNAVAILABLE"}` and `Retry-After`, the shape of every other error,
+and logs one warning line (at most every `LOG_INTERVAL_SECONDS`), no traceback. Nothing
+else is needed to recover: the driver's pool opens new connections on the next request
+once the database answers again. An error that is not an outage (a wrong query) stays a 500.
+"""
+
+import logging
+import math
+import time
+
+import asyncmy
+import asyncpg  # type: ignore[import-untyped]
+from fastapi import Request, status
+from fastapi.responses import JSONResponse
+from tortoise.exceptions import DBConnectionError, OperationalError
+
+logger = logging.getLogger(__name__)
+
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+RETRY_AFTER_SECONDS = 5
+LOG_INTERVAL_SECONDS = 10.0
+# The exception classes an outage surfaces as, from the drivers or through Tortoise.
+OUTAGE_CLASSES: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset or timed out (TimeoutError is an OSError)
+    DBConnectionError,
+    OperationalError,  # Tortoise wraps MariaDB's driver errors in it (a cause is checked)
+    asyncpg.PostgresConnectionError,  # the connection was closed mid-operation (08xxx)
+    asyncpg.OperatorInterventionError,  # terminated, shutting down, starting up (57xxx)
+    asyncpg.InsufficientResourcesError,  # too many connections (53xxx)
+    asyncmy.errors.OperationalError,
+)
+# MariaDB's client errors for a server that cannot be reached or went away mid-query.
+MYSQL_CONNECTION_ERRORS = frozenset({2002, 2003, 2006, 2013})
+
+_logged_at = -math.inf
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) says the database is unreachable, not that SQL failed."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, asyncmy.errors.OperationalError):
+            return bool(seen.args) and seen.args[0] in MYSQL_CONNECTION_ERRORS
+        if isinstance(seen, OUTAGE_CLASSES) and not isinstance(seen, OperationalError):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """`503 SERVICE_UNAVAILABLE` with `Retry-After` for an outage; anything else is re-raised."""
+    global _logged_at  # one throttle for the process
+    if not is_outage(exc):
+        raise exc
+    now = time.monotonic()
+    if now - _logged_at >= LOG_INTERVAL_SECONDS:
+        _logged_at = now
+        logger.warning("Database unavailable, answering 503: %s: %s", type(exc).__name__, exc)
+    return JSONResponse(
+        {"detail": SERVICE_UNAVAILABLE},
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
