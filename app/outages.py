@@ -31,6 +31,11 @@ OUTAGE_CLASSES: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,  # the connection was closed mid-operation (08xxx)
     asyncpg.OperatorInterventionError,  # terminated, shutting down, starting up (57xxx)
     asyncpg.InsufficientResourcesError,  # too many connections (53xxx)
+    # A pooled connection the server just terminated, used (or rolled back, or reset for
+    # the pool) before the driver saw it close: "the underlying connection is closed",
+    # "another operation is in progress". The request did not complete; a retry will.
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     asyncmy.errors.OperationalError,
 )
 # MariaDB's client errors for a server that cannot be reached or went away mid-query.

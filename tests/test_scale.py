@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -218,20 +219,25 @@ class Instance:
 
         wait_for(ready, STARTUP_SECONDS, f"{self.name} ready")
 
-    def stop(self) -> None:
-        """SIGTERM, and wait for the exit."""
+    def signal_stop(self) -> None:
+        """SIGTERM (the instance drains, then stops)."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        """SIGTERM, and wait for the exit."""
+        self.signal_stop()
+        if self.process is not None:
             self.process.wait(30)
         self.process = None
 
-    def access_lines(self, route: str) -> list[dict[str, Any]]:
-        """The access lines of `route` its current process wrote so far."""
+    def access_lines(self, route: str | None = None) -> list[dict[str, Any]]:
+        """The access lines (of `route`, or all) its current process wrote so far."""
         lines = []
         for text in self.log.read_text().splitlines():
             if text.startswith("{"):
                 line = json.loads(text)
-                if line.get("logger") == "app.access" and line.get("route") == route:
+                if line.get("logger") == "app.access" and route in (None, line.get("route")):
                     lines.append(line)
         return lines
 
@@ -247,6 +253,7 @@ class Cluster:
     relay: RelayThread
     redis: RedisServer
     inbox: SlowInbox
+    haproxy_log: Path
 
     def sql(self, query: str, *args: Any) -> list[asyncpg.Record]:
         """Run one statement on the test database directly (not through the relay)."""
@@ -335,13 +342,15 @@ def cluster(
                      "USERS_1": f"127.0.0.1:{a.port}", "USERS_2": f"127.0.0.1:{b.port}"},
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             )  # fmt: skip
-        found = Cluster(lb, a, b, database_url, relay, redis_server, inbox)
+        found = Cluster(lb, a, b, database_url, relay, redis_server, inbox, haproxy_log)
         found.wait_healthy()
         yield found
     finally:
         if lb_process is not None:
             lb_process.terminate()
             lb_process.wait(10)
+        for instance in (a, b):
+            instance.signal_stop()
         for instance in (a, b):
             instance.stop()
         relay.close()
@@ -499,3 +508,298 @@ def test_deactivation_on_one_is_seen_on_the_other(healthy: Cluster) -> None:
             ).status_code
             == 400
         )
+
+
+@dataclass
+class Traffic:
+    """Steady traffic through the load balancer from a few threads; every answer is kept.
+
+    Two of three requests read `/users/me` with `tokens`, the third registers a new account.
+    """
+
+    lb: str
+    tokens: dict[str, str]
+    threads: int = 3
+    answers: list[httpx.Response] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    registered: list[str] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    running: list[threading.Thread] = field(default_factory=list)
+
+    def __enter__(self) -> "Traffic":
+        self.running = [
+            threading.Thread(target=self._send, args=(n,), daemon=True) for n in range(self.threads)
+        ]
+        for thread in self.running:
+            thread.start()
+        wait_for(lambda: len(self.answers) >= 10, 10, "traffic under way")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopping.set()
+        for thread in self.running:
+            thread.join(30)
+
+    def _send(self, n: int) -> None:
+        run = uuid.uuid4().hex[:8]
+        with httpx.Client(timeout=30) as http:
+            for i in range(1_000_000):
+                if self.stopping.is_set():
+                    return
+                try:
+                    if i % 3 == 2:
+                        email = f"load-{run}-{n}-{i}@example.com"
+                        body = {"email": email, "password": PASSWORD}
+                        response = http.post(f"{self.lb}/auth/register", json=body)
+                        if response.status_code == 201:
+                            self.registered.append(email)
+                    else:
+                        response = http.get(f"{self.lb}/users/me", headers=bearer(self.tokens))
+                except httpx.TransportError as exc:
+                    self.errors.append(repr(exc))
+                else:
+                    self.answers.append(response)
+                time.sleep(0.01)
+
+    def statuses(self) -> set[int]:
+        """The statuses answered so far."""
+        return {response.status_code for response in self.answers}
+
+
+def assert_unavailable(response: httpx.Response) -> None:
+    """`503 SERVICE_UNAVAILABLE` in FastAPI Users' error shape, with `Retry-After`."""
+    assert response.status_code == 503, response.text
+    assert response.json() == {"detail": "SERVICE_UNAVAILABLE"}
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def assert_no_500(c: Cluster) -> None:
+    """Neither instance answered a 500 (or failed before answering) since it started."""
+    for instance in (c.a, c.b):
+        failed = [line for line in instance.access_lines() if line["status"] >= 500]
+        assert all(line["status"] == 503 for line in failed), failed
+
+
+def read_status(sock: socket.socket) -> int:
+    """The status of the HTTP answer on `sock` (read until the end of its head)."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        head += chunk
+    return int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+
+
+# Part 4: a graceful restart under traffic.
+
+
+def test_sigterm_under_traffic_loses_no_request_and_the_instance_comes_back(
+    healthy: Cluster,
+) -> None:
+    c = healthy
+    with httpx.Client(timeout=30) as http:
+        register(http, c.lb, "steady@example.com")
+        register(http, c.lb, "mail-in-flight@example.com")
+        tokens = log_in(http, c.lb, "steady@example.com")
+        with Traffic(c.lb, tokens) as traffic:
+            # A mail under way when the instance is told to stop: the SMTP server takes
+            # longer than the drain over it.
+            c.inbox.delay = DRAIN_SECONDS + 2
+            asked = http.post(
+                f"{c.a.url}/auth/forgot-password", json={"email": "mail-in-flight@example.com"}
+            )
+            assert asked.status_code == 202
+            # A request under way: its head and part of its body sent to A.
+            body = json.dumps({"email": "in-flight@example.com", "password": PASSWORD}).encode()
+            in_flight = socket.create_connection(("127.0.0.1", c.a.port), timeout=30)
+            in_flight.sendall(
+                b"POST /auth/register HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body[:10]
+            )
+            time.sleep(0.3)
+            assert c.a.process is not None
+            c.a.process.send_signal(signal.SIGTERM)
+
+            draining = httpx.get(f"{c.a.url}/health/ready", timeout=2)
+            assert draining.status_code == 503
+            assert draining.json()["checks"]["shutdown"] == "shutting_down"
+            wait_for(lambda: refuses_connections(c.a.port), DRAIN_SECONDS + 5, "A stops listening")
+            assert not [m for m in c.inbox.messages if m["To"] == "mail-in-flight@example.com"]
+
+            in_flight.sendall(body[10:])
+            assert read_status(in_flight) == 201
+            in_flight.close()
+            # uvicorn raises the signal again once shut down, for its supervisor to see.
+            assert c.a.process.wait(20) == -signal.SIGTERM
+            assert "Application shutdown complete" in c.a.log.read_text()
+            c.inbox.mails_to("mail-in-flight@example.com", within=1)
+
+            c.inbox.delay = 0
+            c.a.start()
+            c.a.wait_ready()
+            wait_for(lambda: c.a.access_lines("/users/me"), 15, "A takes traffic again")
+
+    assert traffic.errors == []
+    assert traffic.statuses() <= {200, 201}, [
+        r.text for r in traffic.answers if r.status_code >= 300
+    ]
+    assert {"in-flight@example.com", *traffic.registered} <= c.emails()
+
+
+# Part 5: the database and Redis go away under load.
+
+
+def test_a_database_outage_answers_503_and_heals_without_a_restart(healthy: Cluster) -> None:
+    c = healthy
+    processes = (c.a.process, c.b.process)
+    with httpx.Client(timeout=30) as http:
+        register(http, c.lb, "outage@example.com")
+        tokens = log_in(http, c.lb, "outage@example.com")
+        with Traffic(c.lb, tokens) as traffic:
+            c.relay.cut()
+            try:
+                assert_unavailable(http.get(f"{c.a.url}/users/me", headers=bearer(tokens)))
+                assert_unavailable(
+                    http.post(
+                        f"{c.b.url}/auth/register",
+                        json={"email": "x@example.com", "password": PASSWORD},
+                    )
+                )
+                ready = http.get(f"{c.a.url}/health/ready")
+                assert ready.status_code == 503
+                assert ready.json()["checks"]["database"] == "fail"
+                # Both out of rotation: the balancer answers itself, in the same shape.
+                wait_for(lambda: "no server available" in c.haproxy_log.read_text(), 10, "both out")
+                assert_unavailable(http.get(f"{c.lb}/users/me", headers=bearer(tokens)))
+            finally:
+                c.relay.restore()
+            wait_for(lambda: me(http, c.lb, tokens) == 200, 15, "served again")
+            assert me(http, c.a.url, tokens) == me(http, c.b.url, tokens) == 200
+
+    assert (c.a.process, c.b.process) == processes  # no restart
+    assert traffic.errors == []
+    for response in traffic.answers:
+        if response.status_code not in (200, 201):
+            assert_unavailable(response)
+    assert 503 in traffic.statuses()
+    assert set(traffic.registered) <= c.emails()
+    assert_no_500(c)
+
+
+def test_killed_database_connections_answer_503_at_worst(healthy: Cluster) -> None:
+    c = healthy
+    database = urlsplit(c.database_url).path.lstrip("/")
+    with httpx.Client(timeout=30) as http:
+        register(http, c.lb, "killed@example.com")
+        tokens = log_in(http, c.lb, "killed@example.com")
+        with Traffic(c.lb, tokens) as traffic:
+            killed = 0
+            for _ in range(5):
+                rows = c.sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    database,
+                )
+                killed += len(rows)
+                time.sleep(0.3)
+            assert killed > 0
+        assert me(http, c.a.url, tokens) == me(http, c.b.url, tokens) == 200
+
+    assert traffic.errors == []
+    for response in traffic.answers:
+        if response.status_code not in (200, 201):
+            assert_unavailable(response)
+    assert set(traffic.registered) <= c.emails()
+    assert_no_500(c)
+
+
+def test_redis_stopped_readiness_says_degraded_and_limits_fall_back(healthy: Cluster) -> None:
+    c = healthy
+    form = {"username": "fallback@example.com", "password": "wrong password"}
+    with httpx.Client(timeout=30) as http:
+        register(http, c.lb, "fallback@example.com")
+        register(http, c.lb, "signs-in@example.com")
+        c.redis.stop()
+        try:
+            ready = http.get(f"{c.a.url}/health/ready")
+            assert ready.status_code == 200
+            assert ready.json()["status"] == "degraded"
+            assert ready.json()["checks"]["redis"] == "fail"
+            tokens = log_in(http, c.lb, "signs-in@example.com")
+            # Counted in memory, per instance.
+            for _ in range(LOGIN_LIMIT_PER_ACCOUNT):
+                assert http.post(f"{c.a.url}/auth/jwt/login", data=form).status_code == 400
+            assert http.post(f"{c.a.url}/auth/jwt/login", data=form).status_code == 429
+            # Both instances stay in rotation past the balancer's two failed checks.
+            time.sleep(2.5)
+            served_before = [len(i.access_lines("/users/me")) for i in (c.a, c.b)]
+            assert {me(http, c.lb, tokens) for _ in range(6)} == {200}
+            time.sleep(0.5)  # the access lines' flush
+            served_after = [len(i.access_lines("/users/me")) for i in (c.a, c.b)]
+            assert all(
+                after > before for before, after in zip(served_before, served_after, strict=True)
+            )
+        finally:
+            c.redis.start()
+        wait_for(
+            lambda: http.get(f"{c.a.url}/health/ready").json()["checks"]["redis"] == "ok",
+            10,
+            "Redis seen again",
+        )
+
+
+# Part 8: header size at the load balancer.
+
+
+def test_a_1mb_header_is_refused_at_once_while_others_keep_their_latency(
+    healthy: Cluster,
+) -> None:
+    c = healthy
+    port = urlsplit(c.lb).port
+    assert port is not None
+    latencies: list[float] = []
+    stopping = threading.Event()
+
+    def measure() -> None:
+        with httpx.Client(timeout=30) as http:
+            while not stopping.is_set():
+                started = time.monotonic()
+                assert http.get(f"{c.lb}/health/live").status_code == 200
+                latencies.append(time.monotonic() - started)
+                time.sleep(0.01)
+
+    def huge_request() -> tuple[int, float]:
+        started = time.monotonic()
+        status = 0
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            try:
+                sock.sendall(
+                    b"GET /users/me HTTP/1.1\r\nHost: lb\r\nX-Big: "
+                    + b"a" * 1024 * 1024
+                    + b"\r\n\r\n"
+                )
+                status = read_status(sock)
+            except (BrokenPipeError, ConnectionResetError):
+                status = -1  # closed on us before we were done sending
+        return status, time.monotonic() - started
+
+    seen_before = [len(i.access_lines("/users/me")) for i in (c.a, c.b)]
+    other = threading.Thread(target=measure, daemon=True)
+    other.start()
+    wait_for(lambda: len(latencies) >= 20, 10, "a baseline")
+    baseline = sorted(latencies)[len(latencies) // 2]
+    during_from = len(latencies)
+    refusals = [huge_request() for _ in range(5)]
+    wait_for(lambda: len(latencies) >= during_from + 20, 10, "latency during")
+    stopping.set()
+    other.join(10)
+
+    assert all(status in (400, -1) for status, _ in refusals), refusals
+    assert max(seconds for _, seconds in refusals) < 2, refusals
+    during = sorted(latencies[during_from:])
+    assert during[len(during) // 2] < max(0.1, 5 * baseline), (baseline, during)
+    assert during[-1] < 1, (baseline, during)
+    time.sleep(0.5)  # the access lines' flush
+    assert [len(i.access_lines("/users/me")) for i in (c.a, c.b)] == seen_before
