@@ -45,14 +45,19 @@ _logged_at = -math.inf
 
 
 def is_outage(exc: BaseException) -> bool:
-    """Whether `exc` (or what it wraps) says the database is unreachable, not that SQL failed."""
+    """Whether `exc` (or what it wraps) says the database is unreachable, not that SQL failed.
+
+    Tortoise raises its `OperationalError` while handling the driver's (its context, not
+    always its cause), and a rollback fails while handling the error that broke the
+    connection: both are judged by the error they follow.
+    """
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, asyncmy.errors.OperationalError):
             return bool(seen.args) and seen.args[0] in MYSQL_CONNECTION_ERRORS
         if isinstance(seen, OUTAGE_CLASSES) and not isinstance(seen, OperationalError):
             return True
-        seen = seen.__cause__
+        seen = seen.__cause__ or seen.__context__
     return False
 
 
