@@ -62,7 +62,7 @@ def program(name: str, *fallbacks: str) -> str:
         (path for path in fallbacks if os.access(path, os.X_OK)), None
     )
     if found is None:
-        reason = f"{name} is not installed (`make haproxy` installs Debian's haproxy)"
+        reason = f"{name} is not installed (Debian's package {name}; `make test` installs haproxy)"
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
@@ -272,7 +272,13 @@ class Cluster:
         return {row["email"] for row in self.sql('SELECT email FROM "user"')}
 
     def wait_healthy(self) -> None:
-        """Both instances ready and each taking traffic from the load balancer."""
+        """Both instances ready and each taking traffic from the load balancer.
+
+        An instance a failed test left stopped is started again first.
+        """
+        for instance in (self.a, self.b):
+            if instance.process is None or instance.process.poll() is not None:
+                instance.start()
         for instance in (self.a, self.b):
             instance.wait_ready()
 
