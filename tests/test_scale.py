@@ -397,6 +397,11 @@ def me(http: httpx.Client, base: str, tokens: dict[str, str]) -> int:
     return http.get(f"{base}/users/me", headers=bearer(tokens)).status_code
 
 
+def everywhere(http: httpx.Client, c: Cluster, tokens: dict[str, str]) -> set[int]:
+    """The statuses of GET /users/me on A, on B and four times through the balancer."""
+    return {me(http, base, tokens) for base in [c.a.url, c.b.url] + [c.lb] * 4}
+
+
 # Part 3: what one instance does, the other sees at once.
 
 
@@ -407,7 +412,14 @@ def test_a_token_from_one_instance_works_on_the_other(healthy: Cluster) -> None:
         tokens = log_in(http, a, "token@example.com")
 
         assert me(http, b, tokens) == 200
-        assert {me(http, lb, tokens) for _ in range(4)} == {200}
+        assert everywhere(http, healthy, tokens) == {200}
+        # The balancer replaces a client's own X-Forwarded-For, so the instances (which
+        # trust it) see the client's address, not the one it claims.
+        spoofed = {**bearer(tokens), "X-Forwarded-For": "203.0.113.9"}
+        assert http.get(f"{lb}/users/me", headers=spoofed).status_code == 200
+        time.sleep(0.5)  # the access lines' flush
+        lines = healthy.a.access_lines("/users/me") + healthy.b.access_lines("/users/me")
+        assert {line["client_ip"] for line in lines} == {"127.0.0.1"}
 
 
 def test_logout_and_revocation_on_one_are_refused_on_the_other(healthy: Cluster) -> None:
@@ -420,6 +432,7 @@ def test_logout_and_revocation_on_one_are_refused_on_the_other(healthy: Cluster)
 
         assert http.post(f"{b}/auth/jwt/logout", headers=bearer(first)).status_code == 204
         assert me(http, a, first) == 401
+        assert everywhere(http, healthy, first) == {401}
 
         sessions = http.get(f"{a}/users/me/sessions", headers=bearer(second)).json()
         third = log_in(http, b, "revoke@example.com")
@@ -427,7 +440,8 @@ def test_logout_and_revocation_on_one_are_refused_on_the_other(healthy: Cluster)
         response = http.delete(f"{b}/users/me/sessions/{session_id}", headers=bearer(third))
         assert response.status_code == 204
         assert me(http, a, second) == 401
-        assert me(http, a, third) == 200
+        assert everywhere(http, healthy, second) == {401}
+        assert everywhere(http, healthy, third) == {200}
 
 
 def test_a_refresh_rotated_on_one_and_replayed_on_the_other_is_reuse(healthy: Cluster) -> None:
@@ -447,6 +461,7 @@ def test_a_refresh_rotated_on_one_and_replayed_on_the_other_is_reuse(healthy: Cl
         assert replayed.status_code == 400
         assert replayed.json() == {"detail": "REFRESH_TOKEN_INVALID", "error": "invalid_grant"}
         assert me(http, a, rotated.json()) == 401  # the whole session ended
+        assert everywhere(http, healthy, rotated.json()) == {401}
         mail = healthy.inbox.mails_to("replay@example.com")[-1]
         assert "ended" in mail["Subject"]
 
@@ -485,7 +500,7 @@ def test_a_reset_link_from_one_works_once_on_the_other(healthy: Cluster) -> None
 
         assert again.status_code == 400
         assert again.json() == {"detail": "RESET_PASSWORD_BAD_TOKEN"}
-        assert me(http, a, old) == 401
+        assert everywhere(http, healthy, old) == {401}
         signed_in = http.post(
             f"{a}/auth/jwt/login", data={"username": "reset@example.com", "password": NEW_PASSWORD}
         )
@@ -508,6 +523,7 @@ def test_deactivation_on_one_is_seen_on_the_other(healthy: Cluster) -> None:
         assert response.status_code == 200
 
         assert me(http, b, leaver) == 401
+        assert everywhere(http, healthy, leaver) == {401}
         assert (
             http.post(
                 f"{b}/auth/jwt/login", data={"username": "leaver@example.com", "password": PASSWORD}
