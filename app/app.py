@@ -361,7 +361,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(InvalidCurrentPassword, invalid_current_password)
     app.add_exception_handler(LastSuperuser, last_superuser)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    for outage in outages.OUTAGE_CLASSES:
+    for outage in outages.HANDLED_CLASSES:
         app.add_exception_handler(outage, outages.database_unavailable)
     add_http_hygiene(app, settings, DOCS_PATHS if settings.docs_on else ())
     # Outermost, so its duration and status include every other layer's work.

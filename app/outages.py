@@ -10,6 +10,7 @@ once the database answers again. An error that is not an outage (a wrong query) 
 
 import logging
 import math
+import socket
 import time
 
 import asyncmy
@@ -23,11 +24,9 @@ logger = logging.getLogger(__name__)
 SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
 RETRY_AFTER_SECONDS = 5
 LOG_INTERVAL_SECONDS = 10.0
-# The exception classes an outage surfaces as, from the drivers or through Tortoise.
-OUTAGE_CLASSES: tuple[type[Exception], ...] = (
-    OSError,  # refused, reset or timed out (TimeoutError is an OSError)
+# Driver errors that by themselves mean the database dropped or refused the connection.
+DRIVER_OUTAGES: tuple[type[Exception], ...] = (
     DBConnectionError,
-    OperationalError,  # Tortoise wraps MariaDB's driver errors in it (a cause is checked)
     asyncpg.PostgresConnectionError,  # the connection was closed mid-operation (08xxx)
     asyncpg.OperatorInterventionError,  # terminated, shutting down, starting up (57xxx)
     asyncpg.InsufficientResourcesError,  # too many connections (53xxx)
@@ -36,7 +35,17 @@ OUTAGE_CLASSES: tuple[type[Exception], ...] = (
     # "another operation is in progress". The request did not complete; a retry will.
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
+)
+# Refused, reset, timed out, or a host name that does not resolve. A plain `OSError`
+# (unreachable network, every address of a host failing) counts too; its file-system
+# subclasses (FileNotFoundError, ...) do not.
+NETWORK_ERRORS = (ConnectionError, TimeoutError, socket.gaierror)
+# What the handler is registered for; `is_outage` decides, and anything else is re-raised.
+HANDLED_CLASSES: tuple[type[Exception], ...] = (
+    OSError,
+    OperationalError,  # Tortoise's, around MariaDB's driver errors
     asyncmy.errors.OperationalError,
+    *DRIVER_OUTAGES,
 )
 # MariaDB's client errors for a server that cannot be reached or went away mid-query.
 MYSQL_CONNECTION_ERRORS = frozenset({2002, 2003, 2006, 2013})
@@ -55,7 +64,9 @@ def is_outage(exc: BaseException) -> bool:
     while seen is not None:
         if isinstance(seen, asyncmy.errors.OperationalError):
             return bool(seen.args) and seen.args[0] in MYSQL_CONNECTION_ERRORS
-        if isinstance(seen, OUTAGE_CLASSES) and not isinstance(seen, OperationalError):
+        if isinstance(seen, OSError):
+            return type(seen) is OSError or isinstance(seen, NETWORK_ERRORS)
+        if isinstance(seen, DRIVER_OUTAGES):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

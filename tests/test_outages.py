@@ -4,15 +4,19 @@ The app talks to PostgreSQL or MariaDB through a TCP relay that the test cuts an
 (tests/test_scale.py does the same under load behind HAProxy, on PostgreSQL).
 """
 
+import socket
+from typing import cast
+
 import asyncmy
 import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import Request
 from tortoise.exceptions import OperationalError
 
 from app.app import create_app
-from app.outages import is_outage
+from app.outages import database_unavailable, is_outage
 from app.settings import Settings
 from tests.conftest import PASSWORD, Backend, TcpRelay, assert_error, forget_cached_sql
 
@@ -69,6 +73,10 @@ def relay_port(url: str) -> int:
     ("error", "outage"),
     [
         (ConnectionRefusedError(111, "Connection refused"), True),
+        (TimeoutError(), True),
+        (OSError("Multiple exceptions: [Errno 111] ..., [Errno 99] ..."), True),
+        (socket.gaierror(-2, "Name or service not known"), True),
+        (FileNotFoundError(2, "No such file or directory"), False),
         (asyncpg.AdminShutdownError("terminating connection"), True),
         (asyncpg.InterfaceError("the underlying connection is closed"), True),
         (asyncpg.UndefinedColumnError("column does not exist"), False),
@@ -88,3 +96,11 @@ def test_a_wrapped_driver_error_is_judged_by_the_error_it_follows() -> None:
         following = OperationalError(f"({code}, ...)")
         following.__context__ = asyncmy.errors.OperationalError(code, "...")
         assert is_outage(caused) is is_outage(following) is outage
+
+
+async def test_an_error_that_is_no_outage_stays_an_error() -> None:
+    """Re-raised by the handler, so it ends as the 500 it was (a bug, not an outage)."""
+    error = OperationalError("column does not exist")
+    error.__cause__ = asyncpg.UndefinedColumnError("column does not exist")
+    with pytest.raises(OperationalError):
+        await database_unavailable(cast(Request, None), error)
