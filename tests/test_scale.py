@@ -644,6 +644,7 @@ def test_sigterm_under_traffic_loses_no_request_and_the_instance_comes_back(
             assert c.a.process is not None
             c.a.process.send_signal(signal.SIGTERM)
 
+            wait_for(lambda: answers(f"{c.a.url}/health/ready", 503), 1, "A not ready")
             draining = httpx.get(f"{c.a.url}/health/ready", timeout=2)
             assert draining.status_code == 503
             assert draining.json()["checks"]["shutdown"] == "shutting_down"
