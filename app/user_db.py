@@ -330,11 +330,6 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
             await OAuthAccount.filter(id=oauth_account.id, user_id=user.id).update(**values)
         return await self.with_oauth_accounts(user)
 
-    async def remove_oauth_account(self, user: UserDB, oauth_account_id: uuid.UUID) -> bool:
-        """Unlink one of the user's provider identities; False if the user has no such link."""
-        deleted: int = await OAuthAccount.filter(id=oauth_account_id, user_id=user.id).delete()
-        return deleted == 1
-
     async def list_oauth_accounts(self, user_id: uuid.UUID) -> list[OAuthAccountRead]:
         """The user's linked provider identities, oldest first."""
         accounts = await OAuthAccount.filter(user_id=user_id).order_by("created_at", "id")

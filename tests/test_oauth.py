@@ -6,8 +6,8 @@ each database. GitHub, which no test can reach, is stood in for by a loopback HT
 server serving GitHub's documented JSON shapes (`FakeGitHub`).
 """
 
-import hashlib
 import base64
+import hashlib
 import json
 import re
 import secrets
@@ -313,7 +313,7 @@ class JSONServer:
         served = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 body = json.dumps(served.routes.get(self.path)).encode()
                 self.send_response(200 if self.path in served.routes else 404)
                 self.send_header("Content-Type", "application/json")
@@ -460,7 +460,9 @@ async def test_the_page_flow_hands_the_token_pair_to_the_front_end(
     fields = handed_over(await client.get(callback))
     assert fields["status"] == "200"
     assert fields["token_type"] == "bearer"
-    me = await client.get("/users/me", headers={"Authorization": f"Bearer {fields['access_token']}"})
+    me = await client.get(
+        "/users/me", headers={"Authorization": f"Bearer {fields['access_token']}"}
+    )
     assert me.json()["email"] == "alice@example.com"
 
 
@@ -508,8 +510,12 @@ def test_presets_fill_in_their_endpoints() -> None:
     assert google.scope == "openid email"
     github = OAuthProvider(name="github", preset="github", client_id="c", client_secret="s")
     assert github.scope == "read:user user:email"
-    local = OAuthProvider(name="l", client_id="c", client_secret="s",
-                          discovery_url="http://127.0.0.1:9/.well-known/openid-configuration")
+    local = OAuthProvider(
+        name="l",
+        client_id="c",
+        client_secret="s",
+        discovery_url="http://127.0.0.1:9/.well-known/openid-configuration",
+    )
     assert local.discovery_url is not None
     with pytest.raises(ValidationError, match="name of its own"):
         Settings(_env_file=None, oauth_providers=[google, google])  # type: ignore[call-arg]
@@ -550,13 +556,14 @@ class FakeGitHub:
                 self.end_headers()
                 self.wfile.write(json.dumps(body).encode())
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 if parts.path == "/login/oauth/authorize":
                     code = secrets.token_hex(10)
                     fake.codes[code] = query
-                    back = f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query['state']})}"
+                    answer = urlencode({"code": code, "state": query["state"]})
+                    back = f"{query['redirect_uri']}?{answer}"
                     return self.reply(302, location=back)
                 if self.headers.get("Authorization") != "Bearer gho_token":
                     return self.reply(401, {"message": "Bad credentials"})
@@ -566,13 +573,17 @@ class FakeGitHub:
                     return self.reply(200, fake.emails)
                 return self.reply(404, {"message": "Not Found"})
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers["Content-Length"])
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
                 issued = fake.codes.pop(form.get("code", ""), None)
-                challenge = base64.urlsafe_b64encode(
-                    hashlib.sha256(form.get("code_verifier", "").encode()).digest()
-                ).rstrip(b"=").decode()
+                challenge = (
+                    base64.urlsafe_b64encode(
+                        hashlib.sha256(form.get("code_verifier", "").encode()).digest()
+                    )
+                    .rstrip(b"=")
+                    .decode()
+                )
                 if (
                     issued is None
                     or form.get("client_id") != CLIENT_ID
