@@ -12,6 +12,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from html import unescape
@@ -20,13 +21,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+import jwt
 import pytest
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr, ValidationError
 
+from app import oauth
 from app.app import create_app
 from app.models import AuditEvent, OAuthAccount, User, UserDB
-from app.oauth import FLOW_COOKIE, FlowCookie
+from app.oauth import FLOW_COOKIE, Endpoints, FlowCookie, OAuthFlowError, ProviderClient
 from app.settings import OAuthProvider, Settings
 from tests.conftest import (
     PASSWORD,
@@ -45,6 +48,7 @@ from tests.conftest import (
 from tests.oidc_provider import (
     CLIENT_ID,
     CLIENT_SECRET,
+    SIGNING_KEY,
     OIDCProvider,
     drive_login,
     redirect_uris,
@@ -674,3 +678,90 @@ async def test_login_and_provider_users_share_the_manager(
     await create_user("bob@example.com", is_verified=True)
     bearer(await provider_sign_in(client, "bob"))
     assert await login("bob@example.com")
+
+
+# --- the ID token checks, one by one --------------------------------------------------------
+
+ISSUER = "https://issuer.example"
+
+
+def signed_id_token(kid: str = "k1", **claims: Any) -> str:
+    """An ID token signed with the tests' RSA key."""
+    now = int(time.time())
+    payload = {"iss": ISSUER, "aud": "c", "exp": now + 60, "iat": now, "sub": "s",
+               "nonce": "n", **claims}  # fmt: skip
+    return jwt.encode(payload, SIGNING_KEY, "RS256", headers={"kid": kid})
+
+
+def public_jwk(kid: str) -> dict[str, Any]:
+    """The tests' public key as a JWK with `kid`."""
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(SIGNING_KEY.public_key()))
+    return {**jwk, "kid": kid, "alg": "RS256", "use": "sig"}
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[JSONServer]:
+    """A JWKS on loopback holding the key `k1`."""
+    server = JSONServer({"/jwks": {"keys": [public_jwk("k1")]}})
+    yield server
+    server.close()
+
+
+def id_token_checker(jwks_server: JSONServer) -> tuple[ProviderClient, Endpoints]:
+    """A provider client for ISSUER and client `c`, and its endpoints with the JWKS."""
+    config = OAuthProvider(name="t", client_id="c", client_secret="s",
+                           discovery_url=f"{ISSUER}/.well-known/openid-configuration")  # fmt: skip
+    settings = Settings(_env_file=None, secret=TEST_SECRET)  # type: ignore[call-arg]
+    endpoints = Endpoints(authorization="-", token="-", issuer=ISSUER,
+                          jwks_uri=f"{jwks_server.url}/jwks")  # fmt: skip
+    return ProviderClient(config, settings), endpoints
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        (lambda: signed_id_token(), None),
+        (lambda: signed_id_token(iss="https://other.example"), "InvalidIssuerError"),
+        (lambda: signed_id_token(aud="someone-else"), "InvalidAudienceError"),
+        (lambda: signed_id_token(exp=int(time.time()) - 120), "ExpiredSignatureError"),
+        (lambda: signed_id_token(nonce="other"), "nonce differs"),
+        (lambda: signed_id_token(aud=["c", "d"]), "azp is not us"),
+        (lambda: signed_id_token(kid="k9"), "no such signing key"),
+        (
+            lambda: jwt.encode({"iss": ISSUER, "aud": "c", "sub": "s"}, "k" * 32, "HS256"),
+            "algorithm 'HS256' refused",
+        ),
+        (
+            lambda: jwt.encode({"iss": ISSUER, "aud": "c", "sub": "s"}, None, "none"),
+            "algorithm 'none' refused",
+        ),
+        (lambda: signed_id_token()[:-8] + "AAAAAAAA", "InvalidSignatureError"),
+    ],
+    ids=["valid", "iss", "aud", "exp", "nonce", "azp", "kid", "hmac", "none", "signature"],
+)
+async def test_each_id_token_check(jwks_server: JSONServer, token: Any, reason: str | None) -> None:
+    """Signature by the JWKS, asymmetric algorithm, iss, aud (and azp), exp, nonce."""
+    client, endpoints = id_token_checker(jwks_server)
+    async with httpx.AsyncClient() as http:
+        if reason is None:
+            assert (await client.verify_id_token(http, endpoints, token(), "n"))["sub"] == "s"
+            return
+        with pytest.raises(OAuthFlowError) as refused:
+            await client.verify_id_token(http, endpoints, token(), "n")
+    assert refused.value.code == "OAUTH_INVALID_ID_TOKEN"
+    assert refused.value.reason == reason
+
+
+async def test_an_unknown_kid_refetches_the_jwks(
+    jwks_server: JSONServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Key rotation: a new `kid` refetches the JWKS, at most once per JWKS_REFRESH_SECONDS."""
+    client, endpoints = id_token_checker(jwks_server)
+    async with httpx.AsyncClient() as http:
+        await client.verify_id_token(http, endpoints, signed_id_token(), "n")  # cached now
+        jwks_server.routes["/jwks"] = {"keys": [public_jwk("k2")]}
+        with pytest.raises(OAuthFlowError, match="no such signing key"):  # just fetched
+            await client.verify_id_token(http, endpoints, signed_id_token("k2"), "n")
+        monkeypatch.setattr(oauth, "JWKS_REFRESH_SECONDS", 0.0)
+        claims = await client.verify_id_token(http, endpoints, signed_id_token("k2"), "n")
+    assert claims["sub"] == "s"
