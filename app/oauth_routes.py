@@ -310,6 +310,7 @@ async def page_start(provider: ProviderDep, request: Request) -> Response:
     "/{provider}/page/callback",
     name="oauth:page_callback",
     response_class=HTMLResponse,
+    responses=errors(),
 )
 async def page_callback(
     provider: ProviderDep,

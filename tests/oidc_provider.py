@@ -10,11 +10,13 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from html import unescape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urljoin
 
@@ -153,7 +155,29 @@ async def drive_login(
     raise AssertionError("the provider never sent the browser back")
 
 
-def fields_of(value: Any) -> dict[str, Any]:
-    """A JSON body as a dict (for readable asserts)."""
-    assert isinstance(value, dict), value
-    return value
+class JSONServer:
+    """A loopback HTTP server answering GET paths with fixed JSON (a stand-in document)."""
+
+    def __init__(self, routes: dict[str, Any]) -> None:
+        self.routes = routes
+        served = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = json.dumps(served.routes.get(self.path)).encode()
+                self.send_response(200 if self.path in served.routes else 404)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()

@@ -29,7 +29,14 @@ from pydantic import SecretStr, ValidationError
 from app import oauth
 from app.app import create_app
 from app.models import AuditEvent, OAuthAccount, User, UserDB
-from app.oauth import FLOW_COOKIE, Endpoints, FlowCookie, OAuthFlowError, ProviderClient
+from app.oauth import (
+    FLOW_COOKIE,
+    Endpoints,
+    FlowCookie,
+    OAuthFlowError,
+    ProviderClient,
+    pkce_challenge,
+)
 from app.settings import OAuthProvider, Settings
 from tests.conftest import (
     PASSWORD,
@@ -49,6 +56,7 @@ from tests.oidc_provider import (
     CLIENT_ID,
     CLIENT_SECRET,
     SIGNING_KEY,
+    JSONServer,
     OIDCProvider,
     drive_login,
     redirect_uris,
@@ -263,15 +271,10 @@ async def test_the_provider_saying_no_is_a_clear_refusal(client: httpx.AsyncClie
     assert_error(denied, "OAUTH_PROVIDER_DENIED")
 
 
-def test_the_authorization_url_asks_for_pkce_s256_and_a_nonce() -> None:
-    """What the flow sends the browser to the provider with (checked on the URL)."""
-    settings = Settings(_env_file=None, secret=TEST_SECRET)  # type: ignore[call-arg]
-    verifier = "a" * 64
-    expected = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-    from app.oauth import pkce_challenge
-
-    assert pkce_challenge(verifier) == expected.rstrip(b"=").decode()
-    assert settings.oauth_providers == []
+def test_the_pkce_challenge_is_rfc_7636s() -> None:
+    """RFC 7636, appendix B: the S256 challenge of its example verifier."""
+    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    assert pkce_challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 
 
 async def test_authorize_sends_pkce_state_and_nonce(client: httpx.AsyncClient) -> None:
@@ -280,8 +283,6 @@ async def test_authorize_sends_pkce_state_and_nonce(client: httpx.AsyncClient) -
     query = parse_qs(urlsplit(response.json()["authorization_url"]).query)
     flow = FlowCookie.decode(client.cookies[FLOW_COOKIE], TEST_SECRET, "corp", "login")
     assert query["code_challenge_method"] == ["S256"]
-    from app.oauth import pkce_challenge
-
     assert query["code_challenge"] == [pkce_challenge(flow.verifier)]
     assert query["state"] == [flow.state]
     assert query["nonce"] == [flow.nonce]
@@ -307,34 +308,6 @@ async def client_with_providers(
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url=TEST_PUBLIC_URL) as client:
             yield client
-
-
-class JSONServer:
-    """A loopback HTTP server answering GET paths with fixed JSON (a stand-in document)."""
-
-    def __init__(self, routes: dict[str, Any]) -> None:
-        self.routes = routes
-        served = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = json.dumps(served.routes.get(self.path)).encode()
-                self.send_response(200 if self.path in served.routes else 404)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        """Stop serving."""
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
