@@ -123,8 +123,8 @@ SIGN_IN_ERRORS = (
 
 
 def set_flow_cookie(response: Response, request: Request, provider: str, flow: FlowCookie) -> None:
-    """Bind the flow to this browser: an HttpOnly cookie, sent back only to this provider's
-    routes. SameSite=Lax, as the provider's redirect back is a cross-site navigation."""
+    """Bind the flow to this browser: an HttpOnly cookie for this provider's routes only."""
+    # SameSite=Lax: the provider's redirect back is a cross-site navigation.
     settings: Settings = request.app.state.settings
     response.set_cookie(
         FLOW_COOKIE,
@@ -269,8 +269,7 @@ async def associate_callback(
     state: CallbackParameter = "",
     error: Annotated[str | None, Query(max_length=MAX_PARAMETER_LENGTH)] = None,
 ) -> Response:
-    """Finish linking: the linked account. The flow's cookie says whose account it is,
-    and that user's session must still be open."""
+    """Finish linking: the linked account (of the flow's user, whose session must be open)."""
     try:
         flow, identity = await callback_identity(request, provider, "associate", code, state, error)
         user = None
@@ -321,8 +320,8 @@ async def page_callback(
     state: CallbackParameter = "",
     error: Annotated[str | None, Query(max_length=MAX_PARAMETER_LENGTH)] = None,
 ) -> Response:
-    """Finish a sign-in (browser flow): a page handing the answer (the token pair, the next
-    step, or the error) to OAUTH_FRONTEND_URL in the URL's fragment."""
+    """Finish a sign-in (browser flow): a page handing the answer to OAUTH_FRONTEND_URL."""
+    # The answer (the token pair, the next step, or the error) rides in the fragment.
     answer = await provider_sign_in(
         request, provider, "page", code, state, error, manager, sessions
     )
@@ -336,8 +335,8 @@ async def page_callback(
 
 
 def handoff_fragment(answer: Response) -> str:
-    """The answer as the fragment's parameters: `status`, then each field of its JSON body
-    (a list or an object as JSON), e.g. `status=200&access_token=...&token_type=bearer`."""
+    """The answer as the fragment: `status=200&access_token=...&token_type=bearer&...`."""
+    # `status`, then each field of the JSON body; a list or an object as JSON.
     body: Any = json.loads(bytes(answer.body))
     fields: dict[str, str] = {"status": str(answer.status_code)}
     if isinstance(body, dict):
