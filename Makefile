@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh clone: `make run` and `make test`.
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate migration test lint format browser haproxy wrk bench bench-import
+.PHONY: help install run migrate migration test lint format browser haproxy oidc wrk bench bench-import
 
 # uv from PATH, or installed with pip into .tools/ when missing.
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
@@ -50,7 +50,14 @@ haproxy:  ## Install Debian's haproxy for the load-balancer tests (as root; skip
 	  || { [ "$$(id -u)" = 0 ] && apt-get update && apt-get install -y --no-install-recommends haproxy; } \
 	  || echo "haproxy is missing: the load-balancer tests will be skipped (and fail with CI=true)"
 
-test: lint browser haproxy  ## Lint, type-check and run the whole suite
+# The OAuth tests run panva's oidc-provider (tests/oidc/) with node, installed from its lock.
+oidc:  ## Install the OpenID provider of the OAuth tests (npm ci in tests/oidc)
+	@command -v npm >/dev/null \
+	  || { [ "$$(id -u)" = 0 ] && apt-get update && apt-get install -y --no-install-recommends nodejs npm; } \
+	  || echo "node/npm are missing: the OAuth tests will be skipped (and fail with CI=true)"
+	@! command -v npm >/dev/null || (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
+
+test: lint browser haproxy oidc  ## Lint, type-check and run the whole suite
 	$(RUN) pytest $(PYTEST_ARGS)
 
 wrk:  ## Install Debian's wrk, the load generator of the benchmark (as root)

@@ -23,7 +23,7 @@ from pydantic import AfterValidator, EmailStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tortoise.contrib.fastapi import register_tortoise
 
-from app import admin, audit, health, metrics, outages, pages
+from app import admin, audit, health, metrics, oauth_routes, outages, pages
 from app.audit import AuditAction
 from app.db import DatabaseNotReady, check_database, open_sqlite_reader, tortoise_config
 from app.docs import DOCS_PATHS, add_docs
@@ -32,6 +32,8 @@ from app.link_requests import LinkRequests, LinkRequestsDep
 from app.logs import RequestMiddleware, configure_logging, flush_logs
 from app.mail import Mailer
 from app.models import EMAIL_DESCRIPTION, AuditEventPage, UserCreate, UserDB, UserRead, UserUpdate
+from app.oauth import OAuthFlowError, Providers
+from app.oauth_accounts import OAuthRefused
 from app.passwords import PasswordHasher
 from app.ratelimit import RATE_LIMIT_RESPONSES, RATE_LIMITED, RateLimiter
 from app.security import BODY_TOO_LARGE_RESPONSES, add_http_hygiene
@@ -357,9 +359,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_strategy = SessionStrategy(app.state.sessions)
     app.state.link_requests = LinkRequests()
     app.state.health = Health(settings.shutdown_drain_seconds)
+    app.state.oauth_providers = Providers(settings)
 
     app.add_exception_handler(InvalidCurrentPassword, invalid_current_password)
     app.add_exception_handler(LastSuperuser, last_superuser)
+    app.add_exception_handler(OAuthFlowError, oauth_routes.flow_error)
+    app.add_exception_handler(OAuthRefused, oauth_routes.flow_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     for outage in outages.HANDLED_CLASSES:
         app.add_exception_handler(outage, outages.database_unavailable)
@@ -411,6 +416,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags=["users"],
         responses=BODY_TOO_LARGE_RESPONSES,
     )
+    if settings.oauth_providers:  # docs/oauth.md; none configured, none of these routes
+        oauth_responses = {**BODY_TOO_LARGE_RESPONSES, **RATE_LIMIT_RESPONSES}
+        app.include_router(
+            oauth_routes.router, prefix="/auth", tags=["auth"], dependencies=RATE_LIMITED,
+            responses=oauth_responses,
+        )  # fmt: skip
+        if settings.oauth_frontend_url:
+            app.include_router(
+                oauth_routes.page_router, prefix="/auth", tags=["pages"],
+                dependencies=RATE_LIMITED, responses=oauth_responses,
+            )  # fmt: skip
+        app.include_router(
+            oauth_routes.users_router, prefix="/users", tags=["users"],
+            responses=BODY_TOO_LARGE_RESPONSES,
+        )  # fmt: skip
     app.include_router(router)
     app.include_router(health.router)
     app.add_api_route("/metrics", metrics.metrics_endpoint, include_in_schema=False)

@@ -37,6 +37,9 @@ AuditAction = Literal[
     "rate_limited",
     "refresh_reuse",
     "sessions_revoked",
+    "oauth_link",
+    "oauth_unlink",
+    "oauth_login_failed",
 ]
 LoginOutcome = Literal["success", "bad_credentials", "inactive", "rate_limited"]
 MAX_PAGE_SIZE = 200

@@ -21,7 +21,13 @@ logger = logging.getLogger(__name__)
 MAIL_TEMPLATES = Path(__file__).parent / "templates" / "mail"
 
 MailKind = Literal[
-    "verify", "reset_password", "password_changed", "email_changed", "session_revoked"
+    "verify",
+    "reset_password",
+    "password_changed",
+    "email_changed",
+    "session_revoked",
+    "oauth_linked",
+    "oauth_unlinked",
 ]
 SUBJECTS: dict[MailKind, str] = {
     "verify": "Verify your e-mail address",
@@ -29,6 +35,8 @@ SUBJECTS: dict[MailKind, str] = {
     "password_changed": "Your password was changed",
     "email_changed": "Your e-mail address was changed",
     "session_revoked": "A sign-in to your account was ended",
+    "oauth_linked": "A sign-in provider was linked to your account",
+    "oauth_unlinked": "A sign-in provider was unlinked from your account",
 }
 
 

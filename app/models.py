@@ -1,4 +1,4 @@
-"""The Tortoise models (`User`, `Session`) and the pydantic schemas built on them."""
+"""The Tortoise models (`User`, `Session`, `OAuthAccount`, ...) and their pydantic schemas."""
 
 import functools
 import unicodedata
@@ -123,6 +123,45 @@ class Session(Model):
         table = "auth_session"
 
 
+OAUTH_NAME_MAX_LENGTH = 32
+OAUTH_ACCOUNT_ID_MAX_LENGTH = 255
+
+
+class OAuthAccount(Model):
+    """A provider identity linked to a user: `(oauth_name, account_id)` signs in as `user`.
+
+    The provider's access and refresh tokens are not kept: a sign-in needs them once,
+    and nothing here calls the provider later.
+    """
+
+    id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="oauth_accounts", on_delete=fields.CASCADE, db_index=True
+    )
+    oauth_name = fields.CharField(max_length=OAUTH_NAME_MAX_LENGTH)
+    account_id = fields.CharField(max_length=OAUTH_ACCOUNT_ID_MAX_LENGTH)
+    account_email = fields.CharField(max_length=EMAIL_MAX_LENGTH)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "oauth_account"
+        unique_together = (("oauth_name", "account_id"),)
+
+
+class OAuthAccountRead(PydanticModel):
+    """A linked provider identity as the API (and `UserWithOAuthAccounts`) shows it."""
+
+    model_config = ConfigDict(from_attributes=True, orig_model=OAuthAccount)  # type: ignore[typeddict-unknown-key]
+
+    id: uuid.UUID
+    oauth_name: str = Field(description="The provider's name in OAUTH_PROVIDERS.")
+    account_id: str = Field(description="The provider's id of the account (`sub`).")
+    account_email: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
 class UserDBFields(PydanticModel):
     """The fields of `UserDB` that the code relies on (typed here for mypy)."""
 
@@ -158,6 +197,15 @@ if TYPE_CHECKING:
 else:
     UserDB = with_every_model_field(UserDBFields)
 """A user as the adapter returns it and the manager works with it: every field of `User`."""
+
+
+class UserWithOAuthAccounts(UserDB):
+    """A user with the provider identities linked to it, where FastAPI Users expects them.
+
+    Only the adapter's OAuth methods return it: the authenticated request never reads them.
+    """
+
+    oauth_accounts: list[OAuthAccountRead] = Field(default_factory=list)
 
 
 class SessionUser(UserDB):

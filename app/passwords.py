@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import secrets
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -17,6 +18,19 @@ from app.metrics import PASSWORD_HASH_DURATION, PASSWORD_VERIFY_DURATION
 from app.settings import Settings
 
 T = TypeVar("T")
+# A stored "hash" no password matches: accounts made by a provider sign-in start with one,
+# until a password reset sets a real password (Django marks its unusable passwords alike).
+UNUSABLE_PASSWORD_PREFIX = "!"  # noqa: S105 (a marker, no password)
+
+
+def unusable_password() -> str:
+    """A `hashed_password` that no password verifies against (distinct per account)."""
+    return UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(32)
+
+
+def has_usable_password(hashed: str) -> bool:
+    """Whether some password can sign in to an account with this stored hash."""
+    return not hashed.startswith(UNUSABLE_PASSWORD_PREFIX)
 
 
 def timed(histogram: Histogram, function: Callable[..., T]) -> Callable[..., T]:
@@ -77,6 +91,9 @@ class PasswordHasher:
 
     async def verify_and_update(self, password: str, hashed: str) -> tuple[bool, str | None]:
         """Whether `password` matches `hashed`, and a new hash if `hashed` is outdated."""
+        if not has_usable_password(hashed):
+            await self.hash(password)  # the time of a verify, so timing tells nothing
+            return False, None
         return await anyio.to_thread.run_sync(
             self._verify_and_update, password, hashed, limiter=self.limiter
         )

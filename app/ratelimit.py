@@ -68,6 +68,9 @@ LIMITED_ROUTES = {
     "reset_password_form": LimitedRoute("reset_password", account_field=None),
     "new_verify_link_page": LimitedRoute("request_verify_token", "email", form=True),
     "new_reset_link_page": LimitedRoute("forgot_password", "email", form=True),
+    # A provider sign-in is a sign-in: its callbacks share the login's limits per IP.
+    "oauth:callback": LimitedRoute("login", account_field=None),
+    "oauth:page_callback": LimitedRoute("login", account_field=None),
 }
 
 

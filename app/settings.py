@@ -12,7 +12,15 @@ from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
 from limits import parse_many
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import ConfigurationError
@@ -25,6 +33,68 @@ PLACEHOLDER_SECRETS = frozenset(
     {"secret", "changethis", "changeme", "change-me", "your-secret-key", "supersecret"}
 )
 DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql", "asyncpg", "psycopg", "mysql", "asyncmy")
+
+
+# Names a provider may not take: they are other routes under /auth/.
+RESERVED_PROVIDER_NAMES = frozenset(
+    {"jwt", "register", "forgot-password", "reset-password", "request-verify-token", "verify"}
+)
+GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def check_provider_url(url: str) -> str:
+    """`url` if it is https, or http on a loopback host (a test provider); else ValueError."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ValueError(f"{url!r} is not a URL")
+    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS):
+        return url.rstrip("/")
+    raise ValueError(f"{url!r} must be https:// (http:// only on a loopback host)")
+
+
+class OAuthProvider(BaseModel):
+    """One entry of OAUTH_PROVIDERS (docs/oauth.md): a sign-in provider and our client there."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    preset: Literal["oidc", "google", "github"] = "oidc"
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    # OpenID Connect: the issuer's discovery document (Google's is built in).
+    discovery_url: str | None = None
+    scopes: list[str] | None = None
+    # GitHub only: another GitHub (Enterprise Server): its web and API base URLs.
+    github_url: str = "https://github.com"
+    github_api_url: str = "https://api.github.com"
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RESERVED_PROVIDER_NAMES:
+            raise ValueError(f"{name!r} is taken by another /auth/ route")
+        return name
+
+    @field_validator("discovery_url", "github_url", "github_api_url")
+    @classmethod
+    def _check_url(cls, url: str | None) -> str | None:
+        return None if url is None else check_provider_url(url)
+
+    @model_validator(mode="after")
+    def _discovery_for_oidc(self) -> Self:
+        if self.preset == "google" and self.discovery_url is None:
+            object.__setattr__(self, "discovery_url", GOOGLE_DISCOVERY_URL)
+        if self.preset != "github" and self.discovery_url is None:
+            raise ValueError(f"provider {self.name!r}: discovery_url is required")
+        return self
+
+    @property
+    def scope(self) -> str:
+        """The scopes asked for: the configured ones, or what sign-in needs."""
+        if self.scopes is not None:
+            return " ".join(self.scopes)
+        return "read:user user:email" if self.preset == "github" else "openid email"
 
 
 class ConfigError(SystemExit):
@@ -99,6 +169,13 @@ class Settings(BaseSettings):
     redis_timeout_seconds: float = Field(default=0.5, gt=0)
     rate_limit_key_prefix: str = Field(default="fastapi-users-ratelimit", min_length=1)
     trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = []
+
+    # Sign-in with providers (app/oauth.py, docs/oauth.md); none configured, no routes.
+    oauth_providers: list[OAuthProvider] = []
+    oauth_allow_signup: bool = True
+    oauth_frontend_url: str = ""
+    oauth_flow_seconds: int = Field(default=600, ge=30, le=3600)
+    oauth_http_timeout_seconds: float = Field(default=10, gt=0)
 
     cors_origins: Annotated[list[str], NoDecode] = []
     max_body_bytes: int = Field(default=65536, ge=1)
@@ -203,6 +280,26 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment:
             raise ValueError("must not have a query or fragment")
         return value.strip().rstrip("/")
+
+    @field_validator("oauth_providers")
+    @classmethod
+    def _unique_provider_names(cls, providers: list[OAuthProvider]) -> list[OAuthProvider]:
+        names = [provider.name for provider in providers]
+        if len(set(names)) != len(names):
+            raise ValueError("each provider needs a name of its own")
+        return providers
+
+    @field_validator("oauth_frontend_url")
+    @classmethod
+    def _check_frontend_url(cls, value: str) -> str:
+        if not value.strip():
+            return ""
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL, e.g. https://app.example.com/")
+        if parts.fragment:
+            raise ValueError("must not have a fragment: the sign-in's answer goes there")
+        return value.strip()
 
     @field_validator("mail_from")
     @classmethod

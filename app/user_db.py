@@ -15,7 +15,22 @@ from tortoise.expressions import F
 from tortoise.queryset import QuerySetSingle
 from tortoise.transactions import in_transaction
 
-from app.models import EMAIL_MAX_LENGTH, Session, SessionUser, User, UserDB, normalize_email
+from app.models import (
+    EMAIL_MAX_LENGTH,
+    OAUTH_ACCOUNT_ID_MAX_LENGTH,
+    OAuthAccount,
+    OAuthAccountRead,
+    Session,
+    SessionUser,
+    User,
+    UserDB,
+    UserWithOAuthAccounts,
+    normalize_email,
+)
+
+
+class OAuthAccountTaken(FastAPIUsersException):
+    """This provider identity is linked to an account already (unique provider, account id)."""
 
 
 class LastSuperuser(FastAPIUsersException):
@@ -96,19 +111,24 @@ def in_a_transaction(connection: BaseDBAsyncClient) -> bool:
     return isinstance(connection, TransactionalDBClient)
 
 
-def is_storable_email(email: str) -> bool:
-    """Whether `email` could be a stored address; anything else matches no one.
+def is_storable_text(text: str, max_length: int) -> bool:
+    """Whether `text` can be a query parameter that matches a stored value of `max_length`.
 
     Databases reject NUL bytes and unencodable text with an error, so such input
     must not reach a query.
     """
-    if not email or len(email) > EMAIL_MAX_LENGTH or "\x00" in email:
+    if not text or len(text) > max_length or "\x00" in text:
         return False
     try:
-        email.encode("utf-8")
+        text.encode("utf-8")
     except UnicodeEncodeError:
         return False
     return True
+
+
+def is_storable_email(email: str) -> bool:
+    """Whether `email` could be a stored address; anything else matches no one."""
+    return is_storable_text(email, EMAIL_MAX_LENGTH)
 
 
 class SQLiteReader:
@@ -262,6 +282,65 @@ class TortoiseUserDatabase(BaseUserDatabase[UserDB, uuid.UUID]):
             return None
         email, is_active = row.pop("user_email"), row.pop("user_is_active")
         return Session._init_from_db(**row), email, bool(is_active)
+
+    async def get_by_oauth_account(
+        self, oauth: str, account_id: str
+    ) -> UserWithOAuthAccounts | None:
+        """The user this provider identity is linked to, with its linked accounts; or None."""
+        if not is_storable_text(account_id, OAUTH_ACCOUNT_ID_MAX_LENGTH):
+            return None
+        account = await OAuthAccount.get_or_none(oauth_name=oauth, account_id=account_id)
+        if account is None:
+            return None
+        user = await User.get_or_none(id=account.user_id)  # type: ignore[attr-defined]
+        return None if user is None else await self.with_oauth_accounts(user)
+
+    async def add_oauth_account(
+        self, user: UserDB, create_dict: dict[str, Any]
+    ) -> UserWithOAuthAccounts:
+        """Link a provider identity (`oauth_name`, `account_id`, `account_email`) to the user.
+
+        Raises `OAuthAccountTaken` if the identity is linked already (to anyone): the
+        unique index decides, so two concurrent first sign-ins cannot both link it.
+        Provider tokens in `create_dict` (FastAPI Users passes them) are not kept.
+        """
+        values = {
+            key: create_dict[key]
+            for key in ("oauth_name", "account_id", "account_email", "last_used_at")
+            if key in create_dict
+        }
+        try:
+            async with self._savepoint():
+                await OAuthAccount.create(user_id=user.id, **values)
+        except IntegrityError:
+            raise OAuthAccountTaken() from None
+        return await self.with_oauth_accounts(user)
+
+    async def update_oauth_account(
+        self, user: UserDB, oauth_account: Any, update_dict: dict[str, Any]
+    ) -> UserWithOAuthAccounts:
+        """Update a linked account of the user (`account_email`, `last_used_at`).
+
+        Provider tokens in `update_dict` (FastAPI Users passes them) are not kept.
+        """
+        values = {
+            key: update_dict[key] for key in ("account_email", "last_used_at") if key in update_dict
+        }
+        if values:
+            await OAuthAccount.filter(id=oauth_account.id, user_id=user.id).update(**values)
+        return await self.with_oauth_accounts(user)
+
+    async def list_oauth_accounts(self, user_id: uuid.UUID) -> list[OAuthAccountRead]:
+        """The user's linked provider identities, oldest first."""
+        accounts = await OAuthAccount.filter(user_id=user_id).order_by("created_at", "id")
+        return [OAuthAccountRead.model_validate(account) for account in accounts]
+
+    async def with_oauth_accounts(self, user: User | UserDB) -> UserWithOAuthAccounts:
+        """`user` with its linked provider identities."""
+        values = {name: getattr(user, name) for name in UserDB.model_fields}
+        return UserWithOAuthAccounts(
+            **values, oauth_accounts=await self.list_oauth_accounts(user.id)
+        )
 
     async def get_by_email(self, email: str) -> UserDB | None:
         """The user with this e-mail in any letter case, or None."""

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 from app.app import create_app
-from app.settings import Settings
+from app.settings import OAuthProvider, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -80,7 +80,9 @@ def test_every_setting_is_in_the_settings_table() -> None:
 
 
 def test_every_route_is_in_the_api_documentation(tmp_path: Path) -> None:
-    """Each path of the OpenAPI appears in docs/api.md."""
+    """Each path of the OpenAPI appears in docs/api.md (a provider configured, so that the
+    provider sign-in's routes exist too)."""
+    google = OAuthProvider(name="google", preset="google", client_id="c", client_secret="s")
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         environment="development",
@@ -88,8 +90,11 @@ def test_every_route_is_in_the_api_documentation(tmp_path: Path) -> None:
         dev_secret_file=tmp_path / "dev-secret",
         database_url=f"sqlite://{tmp_path / 'unused.sqlite3'}",
         docs_enabled=True,
+        oauth_providers=[google],
+        oauth_frontend_url="https://app.example.com/",
     )
     paths = create_app(settings).openapi()["paths"]
+    assert "/auth/{provider}/page/callback" in paths
     code_spans = re.findall(r"`([^`\n]*)`", (DOCS / "api.md").read_text())
     documented = {path for span in code_spans for path in re.findall(r"/[^\s`?,\[]*", span)}
     assert paths  # the OpenAPI was built

@@ -43,10 +43,11 @@ from app.db import tortoise_config
 from app.mail import Mailer
 from app.models import UserCreate
 from app.passwords import PasswordHasher
-from app.settings import Settings
+from app.settings import OAuthProvider, Settings
 from app.user_db import TortoiseUserDatabase
 from app.users import UserManager
 from tests.conftest import PASSWORD, TEST_SECRET, clear_rows, forget_cached_sql, with_settings
+from tests.oidc_provider import JSONServer
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -68,11 +69,12 @@ CHECKS = [
 # Schema-valid requests may still be refused by the service's rules with FastAPI Users'
 # 400 codes (a weak password, a taken address, a bad token), 413 beyond MAX_BODY_BYTES and
 # 409 LAST_SUPERUSER; never with 422, which would mean the schema offers what is refused.
+# 303 is the browser flow's start (`/auth/{provider}/page`): a redirect to the provider.
 FUZZ_CONFIG = SchemathesisConfig.from_dict(
     {
         "checks": {
             "positive_data_acceptance": {
-                "expected-statuses": ["2xx", 400, 401, 403, 404, 409, 413, 429]
+                "expected-statuses": ["2xx", 303, 400, 401, 403, 404, 409, 413, 429]
             }
         }
     }
@@ -232,3 +234,78 @@ def test_refresh_with_live_tokens_never_fails_and_matches_its_schema(
         call_with_real_tokens()
 
     assert {200, 400} <= statuses
+
+
+# --- the provider sign-in's routes (docs/oauth.md), which exist only when one is configured ----
+
+
+@pytest.fixture
+def provider_discovery() -> Iterator[str]:
+    """A discovery document on loopback: the routes start flows; no callback gets further
+    than its state check, as a fuzzer holds no flow cookie."""
+    server = JSONServer({})
+    server.routes["/.well-known/openid-configuration"] = {
+        "issuer": server.url, "authorization_endpoint": f"{server.url}/authorize",
+        "token_endpoint": f"{server.url}/token", "jwks_uri": f"{server.url}/jwks",
+    }  # fmt: skip
+    yield f"{server.url}/.well-known/openid-configuration"
+    server.close()
+
+
+def with_provider(settings: Settings, discovery_url: str) -> Settings:
+    """`settings` with the provider `corp` and a front-end URL (so every OAuth route exists)."""
+    provider = OAuthProvider.model_validate(
+        {"name": "corp", "client_id": "c", "client_secret": "s", "discovery_url": discovery_url}
+    )
+    return settings.model_copy(
+        update={"oauth_providers": [provider], "oauth_frontend_url": "https://front.example/"}
+    )
+
+
+def oauth_operations() -> list[Any]:
+    """The operations only a configured provider adds, each with its generation modes."""
+    settings = Settings(_env_file=None, secret=TEST_SECRET)  # type: ignore[call-arg]
+    plain = set(create_app(settings).openapi()["paths"])
+    spec = create_app(with_provider(settings, "https://idp.example/")).openapi()
+    return [
+        pytest.param(method.upper(), path, id=f"{method.upper()}-{path}")
+        for path, item in spec["paths"].items() if path not in plain
+        for method in item
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path"), oauth_operations())
+def test_oauth_routes_never_fail_and_match_their_schema(
+    settings: Settings, provider_discovery: str, method: str, path: str
+) -> None:
+    """The provider `corp` in the path (random names only meet the 404), random queries."""
+    asyncio.run(make_users(settings))
+    forget_cached_sql()
+    app = create_app(with_provider(settings, provider_discovery))
+    schemathesis.openapi.format("email", st.emails().filter(accepted_by_email_validator))
+    try:
+        schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=FUZZ_CONFIG)
+        headers: list[dict[str, str]] = [{}]
+        with asgi.get_client(app) as http:
+            login = {"username": USER, "password": PASSWORD}
+            token = http.post("/auth/jwt/login", data=login).json()["access_token"]
+            headers.append({"Authorization": f"Bearer {token}"})
+
+        @given(case=schema[path][method].as_strategy(generation_mode=GenerationMode.POSITIVE))
+        @hypothesis_settings(
+            max_examples=MAX_EXAMPLES // 2,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def call_with_each_token(case: Case) -> None:
+            for provider in ("corp", case.path_parameters.get("provider")):
+                if provider is not None:
+                    case.path_parameters["provider"] = provider
+                for header in headers:
+                    case.call_and_validate(headers=header, checks=CHECKS)
+
+        call_with_each_token()
+    finally:
+        unregister_string_format("email")
+        asgi.shutdown_lifespans()

@@ -52,6 +52,12 @@ def sample_mails(mailer: Mailer) -> dict[str, EmailMessage]:
         "session_revoked": mailer.build(
             "session_revoked", ADDRESS, started="x", ip="192.0.2.1", user_agent="x"
         ),
+        "oauth_linked": mailer.build(
+            "oauth_linked", ADDRESS, provider="google", account_email="***@example.com"
+        ),
+        "oauth_unlinked": mailer.build(
+            "oauth_unlinked", ADDRESS, provider="github", account_email=""
+        ),
     }
 
 
