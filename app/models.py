@@ -127,7 +127,7 @@ class Session(Model):
 
 
 class MfaTotp(Model):
-    """A user's TOTP factor: pending until confirmed with a code, then asked at every login.
+    """The TOTP factor of a user: pending until confirmed with a code, then asked at each login.
 
     `secret` is encrypted (`MFA_ENCRYPTION_KEY`, app/mfa.py); `last_step` is the time
     step of the last accepted code, moved forward only by a conditional UPDATE, so a

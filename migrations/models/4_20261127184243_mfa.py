@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS "mfa_totp" (
 "confirmed_at" TIMESTAMP,
 "last_step" BIGINT NOT NULL,
 "user_id" CHAR(36) NOT NULL PRIMARY KEY REFERENCES "user" ("id") ON DELETE CASCADE
-) /* A user's TOTP factor: pending until confirmed with a code, then asked at every login. */;
+) /* The TOTP factor of a user: pending until confirmed with a code, then asked at each login. */;
 ALTER TABLE "auth_session" ADD "aal" SMALLINT NOT NULL DEFAULT 1;""",
     "postgres": """
 CREATE TABLE IF NOT EXISTS "mfa_challenge" (
@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS "mfa_totp" (
 "last_step" BIGINT NOT NULL,
 "user_id" UUID NOT NULL PRIMARY KEY REFERENCES "user" ("id") ON DELETE CASCADE
 );
-COMMENT ON TABLE "mfa_totp" IS 'A user''s TOTP factor: pending until confirmed with a code, then asked at every login.';
+COMMENT ON TABLE "mfa_totp" IS 'The TOTP factor of a user: pending until confirmed with a code, then asked at each login.';
 ALTER TABLE "auth_session" ADD "aal" SMALLINT NOT NULL DEFAULT 1;""",
     "mysql": """
 CREATE TABLE IF NOT EXISTS `mfa_challenge` (
@@ -97,21 +97,21 @@ CREATE TABLE IF NOT EXISTS `mfa_totp` (
 `last_step` BIGINT NOT NULL,
 `user_id` CHAR(36) NOT NULL PRIMARY KEY,
 CONSTRAINT `fk_mfa_totp_user_4ddaa032` FOREIGN KEY (`user_id`) REFERENCES `user` (`id`) ON DELETE CASCADE
-) CHARACTER SET utf8mb4 COMMENT='A user's TOTP factor: pending until confirmed with a code, then asked at every login.';
+) CHARACTER SET utf8mb4 COMMENT='The TOTP factor of a user: pending until confirmed with a code, then asked at each login.';
 ALTER TABLE `auth_session` ADD `aal` SMALLINT NOT NULL DEFAULT 1;""",
 }
 
 DOWNGRADE = {
     "sqlite": """
 ALTER TABLE "auth_session" DROP COLUMN "aal";
-DROP TABLE IF EXISTS "mfa_totp";
 DROP TABLE IF EXISTS "mfa_recovery_code";
+DROP TABLE IF EXISTS "mfa_totp";
 DROP TABLE IF EXISTS "mfa_challenge";""",
     "postgres": """
 ALTER TABLE "auth_session" DROP COLUMN "aal";
-DROP TABLE IF EXISTS "mfa_challenge";
+DROP TABLE IF EXISTS "mfa_recovery_code";
 DROP TABLE IF EXISTS "mfa_totp";
-DROP TABLE IF EXISTS "mfa_recovery_code";""",
+DROP TABLE IF EXISTS "mfa_challenge";""",
     "mysql": """
 ALTER TABLE `auth_session` DROP COLUMN `aal`;
 DROP TABLE IF EXISTS `mfa_totp`;
@@ -131,52 +131,52 @@ async def downgrade(db: BaseDBAsyncClient) -> str:
 
 
 MODELS_STATE = (
-    "eJztXW1z4roV/isavjQ7w6YJeW220xmSzXa5uwk7CWl776ZjFFuAGiNxJTksvc1/7zmyDT"
-    "bYvCSQENZfCEjnSPJzZOm8Sfmj1JUe8/V2NfC4OX9gwpROyB8lQbsMvmTUlkmJ9nqjOiww"
-    "9M635BTpHDYkvNNGURebbFFfMyjymHYV7xkuBTJUiWZuoLgZEMt1QvodSTzuwV9qiJHwl7"
-    "sdQl1XBsKU4ScTZdJSsotfFTTZ56YTUsvAuLLLtrFrT7rQNxftlfVyK25Fk3tN0layr0MC"
-    "w7tAqyXhQKc8pnTYoSZUeDAI9cDgqyamw0iPtrmgCASBsWmpoMWmxwzlvm6SjvQ9ICUt1g"
-    "fsXGhhq8WZ7xGUjC5DjWIelDOPUM9TTOt3ZSKgMwVV8LSKGYtDIPjvAXOMbDPoVAEa3/8N"
-    "xVx47AfT+PN7SQd3/2GucbiHHPAJFN9L0DgKKSpBpt69Y8eQmiEhky13zKBny055uybMJ0"
-    "uLsrhzXOkHXTGi7w1MR4ohAw/nS5sJpig8E5QZFeB8EYHvR7MrnkLhI41IwmdJ8HisRQMf"
-    "Zx1yhwMYlZUc57LecK7PG45TmpiRMUdi+kRFrhQ4m2Go2gLQxiG8/0ulsrd3VNnZOzw+2D"
-    "86OjjeOQZaO97JqqPHcDAjtMKmLGa1v9cuGzggCa9M+DphwaPloYaGXFZkI/RBzoiXQ82k"
-    "FD5CDU7IbDmkOcfk4UWs2/GXcenEspgmnrjgleQDz+fVhT+I+p0CfaN2cX7dqF58w+66Wv"
-    "/uW/iqjXOsqdjSwVjp1uG7tKyGjZB/1hqfCf4kv9Uvzy26Upu2sj2O6Bq/lXBMNDDSEbLv"
-    "wGs8gigujWEEypHQR29mWuBnHaqyhT3iGBM0ILYc0Y7W95eQbZf+cHwm2qYDP/cqU2T7j+"
-    "rV2efq1dZeZUxel1FNxVY9pgCOlvhFEE6wvBzEsHK7Liz9pTeKM0xLqZysHeTmpvYxdyoP"
-    "ecaQDgLubSPnHHhH79m6zOgpyIawhstNciGxD5rGM72Rz4tomqvANI2p63NQ4BzeW2Q1SD"
-    "E9aT1YMyzTK8H+wRwrwf5B7kqAVWmUA9CNHdqO7IZ5YU5zbR7OlYN5gAaqXKRtXRpqxeBJ"
-    "dfYikQ91mmvzoN6tHM8BNVDlQm3r0lBH1twkzr9c1y+zcU6wjOvk3DXkf8TnesJWWpo+8d"
-    "dWIKyqSO4C7hsu9DZ2+7dVKRhTIEeIUvp4jPTWRfVf40I4+1o/HV/LsYFTEAharq37hPWE"
-    "BXfUve9T5TkTNbIi82gnq7qV7ngJFbAgedET4/NFLpSLFoW3y8cJx0oZLpZUfXmak6Xboo"
-    "6bIp3pZmmgv4EJD2SBzgGJzgjDekS2CCW+bHNxQrjRpIltG3nPRJNsUU2uP1ffVw4O35UJ"
-    "+9HjamDdGNQY1u0ZPelnWU036GipCeszQTv4jurQx0LFgPSlumeKSEVgrhoqXEZcKkiLC6"
-    "47lsV2+4FoGJPP3sOOgY3fijsZwIvgkbsBwXFyRIr65OYbGnh6TtfJQk6RfAXs2YrXEzwj"
-    "iVfd9oQf+6/xns9UxfKdH3YGOR2qO4vsZGmu5Rhrr+uJSm1kh/tz7GOH+7nbGFaNacBvys"
-    "f0sjrE5jqZ7ErM9BOknubcPM/iGxFyDNJ0V2K0yU7K+LoLGkauFz/JN9uXv6w3eWdVr3Ho"
-    "y9+rHB0Ovff4Y5q//vqi+vVr7KAfAdoC7Z1l7P7T4RxxFWCmvQJP2XYSbEtYfdbMbN2k1c"
-    "f6bxbTlRMsy1SY13ZHmaEeTxi3aXAnkf0kFeNt8YUNLL61yGrKwDOyS2+iZt4koqPSUf+K"
-    "9ocWW3I6waPDAzMTmg/V67Pqx/PS46s5C67Afn5ganAGJaVsf0GKpDzLZaAiagDFm9NtUB"
-    "csaTjHLRBsITTqET8wxg3MKg8TG8D2pqotRYV7BE2sSR/BktosjPM1WH3K0zITQJ4L2+Yp"
-    "pg0MVa/EoV9oSYWWVGhJhZb0M2pJDWl6OdqRrZqpFZmYao5UVYThT5o06o1vNidTqpNhuC"
-    "MQhvsYSmhx1QW9xaaDUqvVlDEOATqMvkd9xmBGKOg7Ni6Rlaq6gl5sqmqYFNokXBMmXDXo"
-    "Ye7oVvPiU9U5vzy7+vVbo1a/dL6c/9osE8Dsz4DOdm/w7gNp+lQbBwM5lhmDKrgp3Io4tm"
-    "PDLECD+bPMNhsOqAuanUdaUqGoiRT+AMMtNCPgEsZzboVVAqGPYUMSIzqgBoVPE0V7MDoU"
-    "h3ueqwyuz+L6qjGE1eiA4ZRbRAEccRTa33zaXxGdyUd/c6Mzwy3gKXIf4y20/3XW/oeb76"
-    "SYpx2zSLFtTFDhBU5bPCtdaJZdUResIeFjxVbFOqgSSzYqnmUoXDOtw6eYMBTiqqmGAryg"
-    "HUcnKOcwFqJ0J9SNmxqPiYGijLlP1GbsE5uFEh4LQ5JIwujxi+gUa8Eq0gkJs+yE5XaAJs"
-    "KlJOECMjx9BiqCx8DmoP6JPXGW4LBquiCfL6pn2OIW98oxgWNP0TH17lZgkpWyAwg1O6vo"
-    "WwsCsSXUlwJsBwbDEZLg98gmKty7a67aF2rnz6h22oUwFssiQk8xbqDM34iM59c4o6X8SW"
-    "94ZgOF0Nda6EW6388g5TEFbVLUufZkBufGWJWV3f2j/eO9w/2hMTksmWZDTuarKfYAqvFT"
-    "lsw0Z+GRWe+XKJQVqHl6sWP4k5ybd5Bu+afEFzt6W5y5Lc7crl2QhlJ/EuMZGfYhy8ttsr"
-    "ur3WSXlA++JsHatVVJi0yYNXJav1gmjAU9w7sdCyPftR1Lfd78l/iOtA/Wh8zedyn30RUc"
-    "pesKqWBV4/9lXplwQXzZBxaX6sxL2Z7d3jyXm6XdjQtfZVZ4jpftOWYo4kU0jiHDxp3V3a"
-    "vszKUs70zRlnfGdQ1Mn4b53qNa96Va6JKPDNYNTMPZ3anMc0YayfIv+7CVY3aKdvCetYcM"
-    "5/iplD6jImchSfKN4X0HjKsCPJ73L7tynNbrX1OW/mltLA5/eXNxeg74W/CBiJtEeH4McB"
-    "30mMrWXGZhnmJ9QdiHJW8Z9wemOPSSdffnDNiTnAXqC6BeRFzz1/fNjbgGPe+JUk9zFlJf"
-    "F6ln+Jjt6BdIPEvYecm7oDJucTiN+D99uWI+zbkENucGqjc2HfJM+NTrNHEQ9vmYjZ/C3U"
-    "TYoty3Z4KVyLXbFJAWcuqkp2F88igbzzhTdK4pGB91elt+96mgLuD8qoJG6XZKWf+2IKwp"
-    "T83tHNHMcoHlP9mS0xV/lsvznxl4z/cxwXocrzTz+j4SLBvo81hNVKu3UGQ2It9AdHd35v"
-    "HjAdUUf9KEHw96NJmx2fzLYxMsL3957OvEuzbjmtjH/wMrH1yv"
+    "eJztXW1z4jgS/isqPiVVTC5DXi9zdVUkk7nJzSRMJeTudidXRtgCdDESK8lhuN389+2Wbb"
+    "DB5iWBhDD+QkDqluSn5Va/SMrvpa70mK93qoHHzfkDE6Z0Qn4vCdpl8CWjtkxKtNcb1WGB"
+    "oU3fklOkc9iQsKmNoi422aK+ZlDkMe0q3jNcCmSoEs3cQHEzIJbrhPQ7knjcg7/UECPhL3"
+    "c7hLquDIQpw08myqSlZBe/Kmiyz00npJaBcWWX7WDXnnShby7aK+vlTtyJBvcapK1kX4cE"
+    "hneBVkvCgU55TOmwQ02o8GAQ6oHBV01Mh5EebXNBEQgCY9NSQYsNjxnKfd0gHel7QEparA"
+    "/YudDCVosz3yMoGV2GGsU8KGceoZ6nmNbbZSKgMwVV8LSKGYtDIPhvAXOMbDPoVAEa3/8L"
+    "xVx47AfT+PN7SQfN/zHXONxDDvgEiu8laByFFJUgU+/esWNIzZCQyZY7ZtCzZae8fSHMJ0"
+    "uLsmg6rvSDrhjR9wamI8WQgYfzpc0EUxSeCcqMCnC+iMD3o9kVT6HwkUYk4bMkeDzWooGP"
+    "sw65wwGMykqOc1WrOzfndccpTczImCMxfaIiVwqczTBUbQFo4xDe/bVS2ds7quzuHR4f7B"
+    "8dHRzvHgOtHe9k1dFjOJgRWmFTFrOLf1xc1XFAEl6Z8HXCgkfLQw0NuazIRuiDnBEvh5pJ"
+    "KXyEGpyQ2XJIc47Jw4tYd+Iv49KJZTFNPHHBK8kHns+rCX8Q9TsF+vrF5flNvXr5Dbvrav"
+    "2bb+Gr1s+xpmJLB2OlW4fbaVkNGyH/vqh/JviT/Fq7OrfoSm3ayvY4oqv/WsIx0cBIR8i+"
+    "A6/xCKK4NIYRKEdCH72ZaYGfdajKFvaIY0zQgNhyRDvS7y8h2y794fhMtE0Hfu5Vpsj2X9"
+    "Xrs8/V6629ypi8rqKaiq16TAEcqfhFEE6wvBzEoLldF1R/6Y3iDNNSKidrBbm9vfiYO5WH"
+    "PGNIBwH3dpBzDryj92xdZvQUZENYQ3WTVCT2QdN4phfyeRFNcxWYpjF1fQ4GnMN7i2iDFN"
+    "OT9MGaYZnWBPsHc2iC/YNcTYBVaZQDsI0d2o78hnlhTnNtHs6Vg3mABqpcpG1dGmrF4El1"
+    "tpLIhzrNtXlQv68czwE1UOVCbevSUEfe3CTO/7ypXWXjnGAZt8m5a8gfxOd6wldamj3xt1"
+    "YgrKlImgH3DRd6B7v9+6oMjCmQI0QpezxGeuuy+p9xIZx9rZ2O63Js4BQEgp5r6z7hPWFB"
+    "k7r3fao8Z6JGVmQe7WRVt9IdL6ECFJIXPTE+XxRCuWxReLt8nHCslBFiSdWXpwVZui3quC"
+    "nSmWGWOsYbmPBAFhgckBiMMKxHZItQ4ss2FyeEG00a2LaR90w0yBbV5OZz9V3l4HC7TNiP"
+    "HlcDG8agxrBuz+jJOMtqusFAy4WwMRP0g5tUhzEWKgakL9U9U0QqAnPVUOEy4lJBWlxw3b"
+    "EsttsPRMOYfPYOVgxs/E40ZQAvgkeaA4Lj5IgU9cntN3Tw9Jyhk4WCIvkG2LMNrydERhKv"
+    "uu0JP/Zf4z2faYrlBz/sDHI6VHcWWcnSXMtx1l43EpVayA7351jHDvdzlzGsGrOA31SM6W"
+    "VtiM0NMllNzPQTpJ7m3LzI4hsRcgzS9FBitMhOyvimCxZGbhQ/yTc7lr+sN3l3Va9xGMvf"
+    "qxwdDqP3+GNavP7msvr1axygHwHaAuudZaz+0+EccRVgpqMCT1l2EmxL0D5r5rZukvax8Z"
+    "vFbOUEyzIN5rVdUWaYxxPObRrcSWQ/ScV4W3xhA4vvReQ1ZeAZ+aW3UTNvEtFR6ah/RftD"
+    "jy05neDR4YGZCd2H6s1Z9eN56fHVggXX4D8/MDU4g5JSdrwgRVKeFTJQETWA4s0ZNqgJln"
+    "Sc4xYIthA69YgfOOMGZpWHGxvA96aqLUWFewRdrMkYwZLaLJzzNdA+5Wk7E0CeC/vmKaYN"
+    "TFWvJKBfWEmFlVRYSYWV9DNaSXVpejnWka2aaRWZmGquHEq9Vv9mt2NKNbJVToY5j0AY7m"
+    "M+ocVVF4wXuyeUWtOmjMkIMGT0PRo1hjDqdsLcRHYaZSU92S2r4ebQBuGaMOGqQQ/3kG41"
+    "Lj9VnfOrs+tfvtUvalfOl/NfGmUC2P0FUNrpDbY/kIZPtXEwoWOZMbmCi8OdiHM8Nt0CNL"
+    "iPltlmw/F0wcLzSEsqFDmRwh9g2oVmJF7CvM6dsMYg9DFsSGJmB8whZm3FKOuDWaI47fNc"
+    "o3B9lOyr5hJWYwuGU24RQ3DEUViB81mBRZYmH/3NzdIMV4CnyH2Mt/AC1tkLGC6+k2Kedt"
+    "wixbYxyYUXOHXxrG1Ds/yLmmB1CR8r9i7WwZRYsnPxLIfhhmkdPsWEwxBXTXUY4AXtODpB"
+    "Ocf5tmjbE9rGDY3HxcBQxj1Q1O7cJ3Y3Sng8DEkiCWPkL6JTrAVapBMSZh1tW24H6CJcSR"
+    "IqkOEpNDARPAYuB/VP7MmzBIc10wX5fFk9wxa3uFeOCRx7mo6p7TuBm62UHUBo2VlD33oQ"
+    "iC2hvhTgOzAYjpAEv0d+URHmXXPTvjA7f0az0yrCWCyLCD3FuIEyfyMynt/ijFT5k97wzA"
+    "YKoa+10Ittfz+DlMcMtElR5/qTGZwb41VW3u8f7R/vHe4PnclhyTQfcnLfmmIPYBo/RWWm"
+    "OYuIzHq/RKGswMzTix3Hn+TcvAN1yz8tvtgR3OLsbXH2du2SNJT6kxjP2GkfsrzcIvt+tY"
+    "vskvaFr0mydm1N0mJHzBoFrV9sR4wFPSO6HQsjP7QdS32ekDbSxnelfbAxZPauS7mPoeBo"
+    "266QCrQa/z/zyoQL4ss+sLhUZ17O9uz25rnkLB1uXPhKsyJyvOzIMUMRL2JxDBk27szuXm"
+    "V3LmN5d4q1vDtua+A2apjvPap1X6qFLvvIYN3AbTjvdyvznJVGsvxLP2zlmJ+iHbxv7SEj"
+    "OH4qpc+oyFEkSb4xvJvAuCrA43n/sprjtFb7mvL0Ty/G8vBXt5en54C/BR+IuEmk58cA10"
+    "GPqWzLZRbmKdYXhH1Y8pZxf2CKQy9Zd4DOgD3JWaC+AOpFxjVfv29uxjXoeU+UepqzkPq6"
+    "SD0jxmxHv8DGs4Sfl7wTKuM2h9OI/9OXa+bTnMtgc26iemPTIc+FT71OEwdin4/Z+GncTY"
+    "Qt2vv2TLASe+02BaSFgjrpaRifQMrGM94pOtcUjI88va24+1RQFwh+VcGidDulrH9fENaU"
+    "p+7tHNHMCoHlP9mStyv+LJfoPzPxnh9jAn0ca5p5Yx8Jlg2Meawmq9VbKDMbkW8guu9354"
+    "njAdWUeNJEHA96NJm52fxLZBMsL3+J7OvkuzbjutjHPwF5uV7z"
 )
