@@ -15,6 +15,7 @@ import pyotp
 import pytest
 from asgi_lifespan import LifespanManager
 from cryptography.fernet import Fernet
+from fastapi import FastAPI
 from pydantic import SecretStr
 from tortoise.contrib.fastapi import RegisterTortoise
 
@@ -600,15 +601,17 @@ def test_production_refuses_to_start_without_a_key_once_a_user_has_a_factor(
         async with LifespanManager(create_app(app_settings)):
             pass
 
-    async def add_a_factor() -> None:
+    async def clear(add_a_factor: bool) -> None:
         forget_cached_sql()
         async with RegisterTortoise(config=tortoise_config(settings)):
             await clear_rows()
-            user = await User.create(email="owner@example.com", hashed_password="x")
-            await MfaTotp.create(user=user, secret="x", confirmed_at=utcnow())
+            if add_a_factor:
+                user = await User.create(email="owner@example.com", hashed_password="x")
+                await MfaTotp.create(user=user, secret="x", confirmed_at=utcnow())
 
-    asyncio.run(start(production))  # no factor yet: it starts
-    asyncio.run(add_a_factor())
+    asyncio.run(clear(add_a_factor=False))
+    asyncio.run(start(production))  # no factor: it starts
+    asyncio.run(clear(add_a_factor=True))
 
     with pytest.raises(MfaKeyMissing, match=r"^MFA_ENCRYPTION_KEY must be set"):
         asyncio.run(start(production))
@@ -616,6 +619,37 @@ def test_production_refuses_to_start_without_a_key_once_a_user_has_a_factor(
     asyncio.run(start(with_key))
     assert problem is not None
     assert problem.startswith("MFA_ENCRYPTION_KEY must be set")
+
+
+async def test_production_without_a_key_cannot_enrol(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], app: FastAPI, settings: Settings
+) -> None:
+    # Started in development (the database may hold an earlier test's factors until the
+    # client fixture clears it); the factors' logic then runs as production's would.
+    production = settings.model_copy(update={"environment": "production"})
+    state = app.state
+    state.mfa = mfa.Mfa(production, state.password_hasher, state.mailer)
+
+    response = await client.post(
+        "/users/me/mfa/totp", json={"current_password": PASSWORD}, headers=auth_headers
+    )
+
+    assert_error(response, "MFA_NOT_CONFIGURED", 503)
+
+
+def test_secrets_still_decrypt_after_a_new_key_is_put_first(settings: Settings) -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    before = make_cipher(settings.model_copy(update={"mfa_encryption_key": SecretStr(old)}))
+    after = make_cipher(
+        settings.model_copy(update={"mfa_encryption_key": SecretStr(f"{new},{old}")})
+    )
+    assert before is not None
+    assert after is not None
+
+    stored = before.encrypt(b"JBSWY3DPEHPK3PXP")
+
+    assert after.decrypt(stored) == b"JBSWY3DPEHPK3PXP"
+    assert Fernet(new).decrypt(after.encrypt(b"x")) == b"x"  # the first key encrypts
 
 
 def test_recovery_codes_compare_after_normalising() -> None:
