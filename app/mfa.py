@@ -7,8 +7,7 @@ after a newer one, is refused on every worker and instance. Recovery codes are a
 hashes (hashed and checked in the password hasher's threads), each used once.
 
 A login of a user with a confirmed factor gets an `mfa_token` instead of tokens
-(`app/session_routes.py`); its SHA-256 is stored with an expiry and an attempt
-counter, so any worker can finish the login and the token works once. Wrong codes are
+(`app/session_routes.py`, `app/mfa_tokens.py`). Wrong codes are
 counted per user and per client IP by the rate limiter (`rate_limit_mfa_failures_*`).
 docs/mfa.md describes the flow.
 """
@@ -21,23 +20,19 @@ import logging
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import timedelta
 
 import anyio
 import pyotp
 import segno
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from fastapi import Request
-from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
-from app import audit
+from app import audit, mfa_tokens
 from app.audit import Event
 from app.logs import request_id_of
 from app.mail import Mailer, MailKind
 from app.models import (
-    MfaChallenge,
     MfaMethod,
     MfaRecoveryCode,
     MfaStatus,
@@ -59,9 +54,6 @@ RECOVERY_CODE_COUNT = 10
 # Crockford's base32: no I, L, O or U, so a code read aloud or copied by hand survives.
 RECOVERY_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 RECOVERY_CODE_LENGTH = 10  # 50 bits, shown as XXXXX-XXXXX
-MFA_TOKEN_PREFIX = "mfa_"  # noqa: S105 (a prefix, no secret)
-# Expired challenges deleted per login, at most (beside the user's own).
-PURGE_BATCH = 100
 FAILURES = "mfa_failures"  # the rate limiter's failure limit (RATE_LIMIT_MFA_FAILURES_*)
 
 
@@ -114,11 +106,6 @@ class MfaNotConfigured(MfaError):
 
 class MfaKeyMissing(RuntimeError):
     """Production without MFA_ENCRYPTION_KEY while users have a factor: refuse to start."""
-
-
-def token_hash(token: str) -> str:
-    """The stored form of an mfa_token (it has 256 random bits: a plain hash is enough)."""
-    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
 def normalize_recovery_code(code: str) -> str:
@@ -181,14 +168,6 @@ async def require_mfa_key(settings: Settings) -> None:
         )
 
 
-@dataclass(frozen=True)
-class Challenge:
-    """A new mfa_token and how long it lives."""
-
-    token: str
-    expires_in: int
-
-
 class Mfa:
     """Enrols, checks and removes second factors; issues and redeems mfa_tokens.
 
@@ -200,7 +179,6 @@ class Mfa:
         self.hasher = hasher
         self.mailer = mailer
         self.cipher = make_cipher(settings)
-        self.token_lifetime = timedelta(seconds=settings.mfa_token_lifetime_seconds)
 
     # --- the factor ------------------------------------------------------------------------
 
@@ -398,8 +376,10 @@ class Mfa:
         """
         account = str(user.id)
         await limiter.check_failures(FAILURES, ip, account)
-        if mfa_token is not None:
-            await self.redeem_challenge(mfa_token)
+        if mfa_token is not None and not await mfa_tokens.take_attempt(
+            mfa_token, self.settings.mfa_token_max_attempts
+        ):
+            raise MfaTokenInvalid()
         method: MfaMethod | None = None
         left: int | None = None
         if code:
@@ -419,67 +399,10 @@ class Mfa:
             self._mail("mfa_recovery_code_used", user.email, request, left=left)
         return method
 
-    # --- the login's second step -------------------------------------------------------------
-
-    async def start_challenge(self, user: UserDB) -> Challenge:
-        """A new mfa_token for `user`, whose password was right (expired ones are purged)."""
-        now = utcnow()
-        await MfaChallenge.filter(user_id=user.id, expires_at__lt=now).delete()
-        stale = (
-            await MfaChallenge.filter(expires_at__lt=now)
-            .limit(PURGE_BATCH)
-            .values_list("id", flat=True)
-        )
-        if stale:
-            await MfaChallenge.filter(id__in=stale).delete()
-        token = MFA_TOKEN_PREFIX + secrets.token_urlsafe(32)
-        await MfaChallenge.create(
-            user_id=user.id, token_hash=token_hash(token), expires_at=now + self.token_lifetime
-        )
-        return Challenge(token, int(self.token_lifetime.total_seconds()))
-
-    async def redeem_challenge(self, token: str) -> uuid.UUID:
-        """Take one attempt of the mfa_token: its user; else `MfaTokenInvalid`."""
-        challenge = await MfaChallenge.get_or_none(token_hash=token_hash(token))
-        if challenge is None:
-            raise MfaTokenInvalid()
-        took = await MfaChallenge.filter(
-            Q(id=challenge.id, used_at__isnull=True, expires_at__gt=utcnow()),
-            attempts__lt=self.settings.mfa_token_max_attempts,
-        ).update(attempts=F("attempts") + 1)
-        if not took:
-            raise MfaTokenInvalid()
-        user_id: uuid.UUID = challenge.user_id  # type: ignore[attr-defined]
-        return user_id
-
-    async def challenge_user(self, token: str) -> uuid.UUID:
-        """The user of a live mfa_token (no attempt taken); else `MfaTokenInvalid`."""
-        challenge = await MfaChallenge.get_or_none(token_hash=token_hash(token))
-        live = (
-            challenge is not None
-            and challenge.used_at is None
-            and challenge.expires_at > utcnow()
-            and challenge.attempts < self.settings.mfa_token_max_attempts
-        )
-        if not live:
-            raise MfaTokenInvalid()
-        assert challenge is not None
-        user_id: uuid.UUID = challenge.user_id  # type: ignore[attr-defined]
-        return user_id
-
-    async def close_challenge(self, token: str) -> None:
-        """Mark the mfa_token used; `MfaTokenInvalid` if a parallel request did first."""
-        closed = await MfaChallenge.filter(
-            token_hash=token_hash(token), used_at__isnull=True
-        ).update(used_at=utcnow())
-        if not closed:
-            raise MfaTokenInvalid()
-
     async def challenge_failed(self, token: str, user: UserDB, request: Request) -> None:
         """A wrong code after a right password: audit it; mail the owner once per mfa_token."""
         await audit.record_login(request, "mfa_failed", user.id)
-        first = await MfaChallenge.filter(token_hash=token_hash(token), failed=0).update(failed=1)
-        if first:
+        if await mfa_tokens.first_failure(token):
             self._mail("mfa_failed", user.email, request)
 
     def _mail(self, kind: MailKind, to: str, request: Request | None, **context: object) -> None:

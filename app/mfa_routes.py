@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi_users import exceptions
 from fastapi_users.openapi import OpenAPIResponseType
 
-from app import audit
+from app import audit, mfa_tokens
 from app.audit import Event
 from app.mfa import (
     Mfa,
@@ -269,7 +269,10 @@ async def verify(
 
     Answers the token pair of a new session, as `POST /auth/jwt/login` does.
     """
-    user_id = await mfa.challenge_user(body.mfa_token)
+    settings: Settings = request.app.state.settings
+    user_id = await mfa_tokens.user_of(body.mfa_token, settings.mfa_token_max_attempts)
+    if user_id is None:
+        raise MfaTokenInvalid()
     try:
         user = await manager.get(user_id)
     except exceptions.UserNotExists:
@@ -278,11 +281,11 @@ async def verify(
         raise MfaTokenInvalid()
     if bool(body.code) == bool(body.recovery_code):
         raise MfaInvalidCode()  # one of the two, not both
-    settings: Settings = request.app.state.settings
     ip = client_ip(request, settings.trusted_proxies)
     method = await within_limits(
         request,
         mfa.prove(user, body.code, body.recovery_code, limiter, ip, request, body.mfa_token),
     )
-    await mfa.close_challenge(body.mfa_token)
+    if not await mfa_tokens.spend(body.mfa_token):
+        raise MfaTokenInvalid()  # a parallel request with the same token won
     return await sign_in(request, manager, sessions, user, second_factor=method)

@@ -15,7 +15,7 @@ from fastapi_users import exceptions
 from fastapi_users.openapi import OpenAPIResponseType
 from fastapi_users.router.common import ErrorCode, ErrorModel
 
-from app import audit
+from app import audit, mfa_tokens
 from app.mfa import Mfa
 from app.models import (
     MfaMethod,
@@ -158,7 +158,7 @@ async def sign_in(
     if second_factor is None:
         mfa: Mfa = request.app.state.mfa
         if await mfa.has_factor(user.id):
-            challenge = await mfa.start_challenge(user)
+            challenge = await mfa_tokens.issue(user.id, settings.mfa_token_lifetime_seconds)
             body = MfaRequired(
                 detail=LOGIN_MFA_REQUIRED,
                 mfa_token=challenge.token,
