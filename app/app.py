@@ -23,7 +23,7 @@ from pydantic import AfterValidator, EmailStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tortoise.contrib.fastapi import register_tortoise
 
-from app import admin, audit, health, metrics, oauth_routes, outages, pages
+from app import admin, audit, health, metrics, mfa_routes, oauth_routes, outages, pages
 from app.audit import AuditAction
 from app.db import DatabaseNotReady, check_database, open_sqlite_reader, tortoise_config
 from app.docs import DOCS_PATHS, add_docs
@@ -31,6 +31,7 @@ from app.health import Health, pending_migrations
 from app.link_requests import LinkRequests, LinkRequestsDep
 from app.logs import RequestMiddleware, configure_logging, flush_logs
 from app.mail import Mailer
+from app.mfa import Mfa, MfaError, MfaKeyMissing, require_mfa_key
 from app.models import EMAIL_DESCRIPTION, AuditEventPage, UserCreate, UserDB, UserRead, UserUpdate
 from app.oauth import OAuthFlowError, Providers
 from app.oauth_accounts import OAuthRefused
@@ -245,7 +246,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """
     try:
         await check_schema()
-    except DatabaseNotReady as exc:
+        await require_mfa_key(app.state.settings)
+    except (DatabaseNotReady, MfaKeyMissing) as exc:
         logger.error("%s", exc)
         raise
     app.state.sqlite_reader = open_sqlite_reader()
@@ -356,6 +358,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.password_hasher = PasswordHasher(settings)
     app.state.mailer = Mailer(settings)
     app.state.sessions = Sessions(settings, app.state.mailer)
+    app.state.mfa = Mfa(settings, app.state.password_hasher, app.state.mailer)
     app.state.session_strategy = SessionStrategy(app.state.sessions)
     app.state.link_requests = LinkRequests()
     app.state.health = Health(settings.shutdown_drain_seconds)
@@ -365,6 +368,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(LastSuperuser, last_superuser)
     app.add_exception_handler(OAuthFlowError, oauth_routes.flow_error)
     app.add_exception_handler(OAuthRefused, oauth_routes.flow_error)
+    app.add_exception_handler(MfaError, mfa_routes.mfa_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     for outage in outages.HANDLED_CLASSES:
         app.add_exception_handler(outage, outages.database_unavailable)
@@ -384,6 +388,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags=["auth"],
         dependencies=RATE_LIMITED,
         responses=auth_responses,
+    )
+    # The login's second step (app/mfa_routes.py); its guesses are limited on failures.
+    app.include_router(
+        mfa_routes.auth_router, prefix="/auth/mfa", tags=["auth"], responses=auth_responses
     )
     app.include_router(
         fastapi_users.get_register_router(UserRead, UserCreate),
@@ -409,6 +417,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router, responses=BODY_TOO_LARGE_RESPONSES)
     app.include_router(
         sessions_router, prefix="/users", tags=["users"], responses=BODY_TOO_LARGE_RESPONSES
+    )
+    app.include_router(
+        mfa_routes.users_router, prefix="/users", tags=["users"], responses=BODY_TOO_LARGE_RESPONSES
     )
     app.include_router(
         with_last_superuser_documented(fastapi_users.get_users_router(UserRead, UserUpdate)),

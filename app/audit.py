@@ -40,8 +40,13 @@ AuditAction = Literal[
     "oauth_link",
     "oauth_unlink",
     "oauth_login_failed",
+    "mfa_enabled",
+    "mfa_disabled",
+    "mfa_removed_by_admin",
+    "mfa_recovery_codes_regenerated",
+    "mfa_recovery_code_used",
 ]
-LoginOutcome = Literal["success", "bad_credentials", "inactive", "rate_limited"]
+LoginOutcome = Literal["success", "bad_credentials", "inactive", "rate_limited", "mfa_failed"]
 MAX_PAGE_SIZE = 200
 # `id` is a signed 64-bit integer on every database.
 MAX_CURSOR_DIGITS = 18

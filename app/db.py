@@ -98,16 +98,20 @@ def require_reachable(settings: Settings) -> None:
 def database_problem(settings: Settings) -> str | None:
     """Why the service could not use DATABASE_URL (one line), or None (for `make run`)."""
 
+    # Imported here: app.mfa builds on modules that import this one.
+    from app.mfa import MfaKeyMissing, require_mfa_key
+
     async def probe() -> None:
         await Tortoise.init(config=tortoise_config(settings))
         try:
             await check_database()
+            await require_mfa_key(settings)
         finally:
             await Tortoise.close_connections()
 
     try:
         asyncio.run(probe())
-    except DatabaseNotReady as exc:
+    except (DatabaseNotReady, MfaKeyMissing) as exc:
         return str(exc)
     return None
 

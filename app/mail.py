@@ -21,14 +21,10 @@ logger = logging.getLogger(__name__)
 MAIL_TEMPLATES = Path(__file__).parent / "templates" / "mail"
 
 MailKind = Literal[
-    "verify",
-    "reset_password",
-    "password_changed",
-    "email_changed",
-    "session_revoked",
-    "oauth_linked",
-    "oauth_unlinked",
-]
+    "verify", "reset_password", "password_changed", "email_changed", "session_revoked",
+    "oauth_linked", "oauth_unlinked",
+    "mfa_enabled", "mfa_disabled", "mfa_recovery_codes", "mfa_recovery_code_used", "mfa_failed",
+]  # fmt: skip
 SUBJECTS: dict[MailKind, str] = {
     "verify": "Verify your e-mail address",
     "reset_password": "Reset your password",
@@ -37,6 +33,11 @@ SUBJECTS: dict[MailKind, str] = {
     "session_revoked": "A sign-in to your account was ended",
     "oauth_linked": "A sign-in provider was linked to your account",
     "oauth_unlinked": "A sign-in provider was unlinked from your account",
+    "mfa_enabled": "Two-step sign-in is on",
+    "mfa_disabled": "Two-step sign-in is off",
+    "mfa_recovery_codes": "New recovery codes for your account",
+    "mfa_recovery_code_used": "A recovery code was used to sign in",
+    "mfa_failed": "A wrong sign-in code was entered for your account",
 }
 
 

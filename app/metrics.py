@@ -44,7 +44,7 @@ REQUEST_DURATION = Histogram(
 )
 LOGINS = Counter(
     "auth_logins_total",
-    "Log-in attempts by outcome: success, bad_credentials, inactive, rate_limited.",
+    "Log-in attempts by outcome: success, bad_credentials, inactive, rate_limited, mfa_failed.",
     ["outcome"],
 )
 PASSWORD_HASH_DURATION = Histogram(

@@ -1,4 +1,4 @@
-"""The Tortoise models (`User`, `Session`, `OAuthAccount`, ...) and their pydantic schemas."""
+"""The Tortoise models (users, sessions, provider accounts, second factors) and the schemas."""
 
 import functools
 import unicodedata
@@ -92,7 +92,7 @@ class User(Model):
 # Why a session ended (`Session.revoked_reason`); `expired` is only ever shown, never stored.
 RevokedReason = Literal[
     "logout", "logout_all", "password_change", "password_reset", "deactivated", "admin",
-    "refresh_reuse", "evicted", "expired",
+    "refresh_reuse", "evicted", "mfa_enabled", "expired",
 ]  # fmt: skip
 IP_MAX_LENGTH = 45  # an IPv6 address in its longest text form
 USER_AGENT_MAX_LENGTH = 255
@@ -118,6 +118,9 @@ class Session(Model):
     revoked_reason = fields.CharField(max_length=32, null=True)
     ip = fields.CharField(max_length=IP_MAX_LENGTH, null=True)
     user_agent = fields.CharField(max_length=USER_AGENT_MAX_LENGTH, null=True)
+    # Authenticator assurance level of the login: 1 one factor, 2 a second factor too
+    # (app/mfa.py); a refresh leaves it as it is.
+    aal = fields.SmallIntField(default=1)
 
     class Meta:
         table = "auth_session"
@@ -160,6 +163,62 @@ class OAuthAccountRead(PydanticModel):
     account_email: str
     created_at: datetime
     last_used_at: datetime | None
+
+
+class MfaTotp(Model):
+    """The TOTP factor of a user: pending until confirmed with a code, then asked at each login.
+
+    `secret` is encrypted (`MFA_ENCRYPTION_KEY`, app/mfa.py); `last_step` is the time
+    step of the last accepted code, moved forward only by a conditional UPDATE, so a
+    code is accepted once on every worker and instance.
+    """
+
+    user: fields.OneToOneRelation[User] = fields.OneToOneField(
+        "models.User", related_name="mfa_totp", on_delete=fields.CASCADE, primary_key=True
+    )
+    secret = fields.CharField(max_length=255)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    confirmed_at = fields.DatetimeField(null=True)
+    last_step = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "mfa_totp"
+
+
+class MfaRecoveryCode(Model):
+    """One single-use recovery code of a user, stored as an argon2id hash."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="mfa_recovery_codes", on_delete=fields.CASCADE, db_index=True
+    )
+    code_hash = fields.CharField(max_length=255)
+    used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "mfa_recovery_code"
+
+
+class MfaChallenge(Model):
+    """The pending second step of a login: its `mfa_token` (as SHA-256), expiry and attempts.
+
+    In the database, so any worker or instance can finish the login; single-use and
+    bounded by conditional UPDATEs.
+    """
+
+    id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="mfa_challenges", on_delete=fields.CASCADE, db_index=True
+    )
+    token_hash = fields.CharField(max_length=64, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    expires_at = fields.DatetimeField(db_index=True)
+    attempts = fields.SmallIntField(default=0)
+    failed = fields.SmallIntField(default=0)
+    used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "mfa_challenge"
 
 
 class UserDBFields(PydanticModel):
@@ -369,3 +428,67 @@ class SessionRead(BaseModel):
     current: bool = Field(description="Whether this is the session of the calling token.")
     revoked_at: datetime | None = Field(description="When it ended; null while it is open.")
     revoked_reason: RevokedReason | None
+    aal: int = Field(
+        description="1: signed in with one factor; 2: with a second factor too (docs/mfa.md)."
+    )
+
+
+MfaMethod = Literal["totp", "recovery_code"]
+
+
+class MfaRequired(BaseModel):
+    """`401 LOGIN_MFA_REQUIRED`: the password was right; finish at `POST /auth/mfa/verify`."""
+
+    detail: Literal["LOGIN_MFA_REQUIRED"]
+    mfa_token: str = Field(description="Single-use, short-lived; not a bearer token.")
+    expires_in: int = Field(description="Seconds the `mfa_token` is valid.")
+    methods: list[MfaMethod]
+
+
+class MfaVerify(BaseModel):
+    """The body of `POST /auth/mfa/verify`: the `mfa_token` and a code or a recovery code."""
+
+    mfa_token: str = Field(min_length=1, max_length=100)
+    code: str | None = Field(default=None, max_length=20, description="The app's 6 digits.")
+    recovery_code: str | None = Field(default=None, max_length=40)
+
+
+class CurrentPassword(BaseModel):
+    """A body carrying the user's present password."""
+
+    current_password: str = Field(min_length=1, max_length=1024)
+
+
+class TotpCode(BaseModel):
+    """A body carrying a code from the authenticator app."""
+
+    code: str = Field(max_length=20, description="The app's 6 digits.")
+
+
+class MfaProof(BaseModel):
+    """The present password and a code or a recovery code (disable, new recovery codes)."""
+
+    current_password: str = Field(min_length=1, max_length=1024)
+    code: str | None = Field(default=None, max_length=20)
+    recovery_code: str | None = Field(default=None, max_length=40)
+
+
+class TotpEnrolment(BaseModel):
+    """A pending TOTP factor: add it to an authenticator app, then confirm with a code."""
+
+    secret: str = Field(description="Base32, 160 bits; for typing into the app by hand.")
+    otpauth_uri: str
+    qr_svg: str = Field(description="The `otpauth_uri` as a QR code, an SVG document.")
+
+
+class RecoveryCodes(BaseModel):
+    """Recovery codes, shown this once: each signs in once in place of a TOTP code."""
+
+    recovery_codes: list[str]
+
+
+class MfaStatus(BaseModel):
+    """The user's second factor."""
+
+    totp: Literal["none", "pending", "enabled"]
+    recovery_codes_left: int

@@ -74,6 +74,13 @@ LIMITED_ROUTES = {
 }
 
 
+# Limits on failures rather than requests: a request is refused once the failures before
+# it used the limit up, and only a failure counts (`check_failures`, `count_failure`).
+# They hold whatever RATE_LIMITS_ENABLED says: a second factor open to unlimited guesses
+# would be no factor. Name -> the settings `rate_limit_<name>_per_ip|_per_account`.
+FAILURE_LIMITED = ("mfa_failures",)
+
+
 class RateLimited(Exception):
     """A limit is used up; the client may retry after `retry_after` seconds."""
 
@@ -113,6 +120,13 @@ class RateLimiter:
             for route in LIMITED_ROUTES.values()
             if route.account_field is not None
         }
+        self.failure_limits = {
+            name: [
+                ("ip", parse_limits(getattr(settings, f"rate_limit_{name}_per_ip"))),
+                ("account", parse_limits(getattr(settings, f"rate_limit_{name}_per_account"))),
+            ]
+            for name in FAILURE_LIMITED
+        }
         self.storage: Storage = MemoryStorage()
         self.redis_pool: redis.asyncio.ConnectionPool | None = None
         if settings.redis_url:
@@ -151,6 +165,29 @@ class RateLimiter:
                 metrics.RATE_LIMIT_REFUSALS.labels(route, kind).inc()
                 raise RateLimited(retry_after, route, kind)
 
+    def _failure_checks(
+        self, name: str, ip: str, account: str
+    ) -> list[tuple[RateLimitItem, str, str]]:
+        who = {"ip": ip, "account": account}
+        return [
+            (item, kind, who[kind]) for kind, items in self.failure_limits[name] for item in items
+        ]
+
+    async def check_failures(self, name: str, ip: str, account: str) -> None:
+        """Raise `RateLimited` when the failures of `ip` or `account` used a limit up."""
+        for item, kind, who in self._failure_checks(name, ip, account):
+            if not await self._test(item, name, kind, who):
+                retry_after = await self._retry_after(item, name, kind, who)
+                logger.warning("Failure limit %s per %s reached on %s (client %s).",
+                               item, kind, name, ip)  # fmt: skip
+                metrics.RATE_LIMIT_REFUSALS.labels(name, kind).inc()
+                raise RateLimited(retry_after, name, kind)
+
+    async def count_failure(self, name: str, ip: str, account: str) -> None:
+        """Count one failure of `ip` and `account`."""
+        for item, kind, who in self._failure_checks(name, ip, account):
+            await self._hit(item, name, kind, who)
+
     def first_refusal_lately(self, route: str, scope: str, ip: str) -> bool:
         """Whether this refusal is the first for (route, scope, ip) in AUDIT_INTERVAL."""
         now = time.monotonic()
@@ -170,6 +207,15 @@ class RateLimiter:
         except StorageError as exc:
             self._storage_failed(exc)
             return await self.fallback.hit(item, *identifiers)
+
+    async def _test(self, item: RateLimitItem, *identifiers: str) -> bool:
+        if time.monotonic() < self.storage_down_until:
+            return await self.fallback.test(item, *identifiers)
+        try:
+            return await self.strategy.test(item, *identifiers)
+        except StorageError as exc:
+            self._storage_failed(exc)
+            return await self.fallback.test(item, *identifiers)
 
     async def _retry_after(self, item: RateLimitItem, *identifiers: str) -> int:
         stats = None

@@ -15,8 +15,17 @@ from fastapi_users import exceptions
 from fastapi_users.openapi import OpenAPIResponseType
 from fastapi_users.router.common import ErrorCode, ErrorModel
 
-from app import audit
-from app.models import OAuthErrorModel, SessionRead, SessionUser, TokenResponse, UserDB
+from app import audit, mfa_tokens
+from app.mfa import Mfa
+from app.models import (
+    MfaMethod,
+    MfaRequired,
+    OAuthErrorModel,
+    SessionRead,
+    SessionUser,
+    TokenResponse,
+    UserDB,
+)
 from app.security import client_ip
 from app.sessions import RefreshTokenInvalid, Sessions, SessionView, TokenPair
 from app.settings import Settings
@@ -27,6 +36,7 @@ UNSUPPORTED_GRANT_TYPE = "UNSUPPORTED_GRANT_TYPE"
 REFRESH_TOKEN_INVALID = "REFRESH_TOKEN_INVALID"  # noqa: S105 (an error code)
 REAUTHENTICATION_REQUIRED = "REAUTHENTICATION_REQUIRED"
 SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
+LOGIN_MFA_REQUIRED = "LOGIN_MFA_REQUIRED"
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -94,10 +104,17 @@ auth_router = APIRouter()
     "/login",
     name="auth:jwt.login",
     response_model=TokenResponse,
-    responses=oauth_errors(
-        ("Bad credentials or the user is inactive.", LOGIN_BAD_CREDENTIALS, "invalid_grant"),
-        ("grant_type is not `password`.", UNSUPPORTED_GRANT_TYPE, "unsupported_grant_type"),
-    ),
+    responses={
+        **oauth_errors(
+            ("Bad credentials or the user is inactive.", LOGIN_BAD_CREDENTIALS, "invalid_grant"),
+            ("grant_type is not `password`.", UNSUPPORTED_GRANT_TYPE, "unsupported_grant_type"),
+        ),
+        status.HTTP_401_UNAUTHORIZED: {
+            "model": MfaRequired,
+            "description": "The password is right and the user has a second factor: no "
+            "tokens yet; send the `mfa_token` with a code to `POST /auth/mfa/verify`.",
+        },
+    },
 )
 async def login(
     request: Request,
@@ -110,7 +127,10 @@ async def login(
     client_id: Annotated[str | None, Form()] = None,
     client_secret: Annotated[str | None, Form(json_schema_extra={"format": "password"})] = None,
 ) -> Response:
-    """Log in with e-mail and password (OAuth2 password grant): a new session's token pair."""
+    """Log in with e-mail and password (OAuth2 password grant): a new session's token pair.
+
+    A user with a second factor gets `401 LOGIN_MFA_REQUIRED` and an `mfa_token` instead.
+    """
     if grant_type is not None and grant_type != "password":
         return oauth_error(UNSUPPORTED_GRANT_TYPE, "unsupported_grant_type")
     credentials = OAuth2PasswordRequestForm(username=username, password=password, scope=scope)
@@ -121,16 +141,40 @@ async def login(
 
 
 async def sign_in(
-    request: Request, manager: UserManagerDep, sessions: Sessions, user: UserDB
+    request: Request,
+    manager: UserManagerDep,
+    sessions: Sessions,
+    user: UserDB,
+    second_factor: MfaMethod | None = None,
 ) -> Response:
     """Finish a sign-in of `user`, who just proved who they are: a new session's pair.
 
     Every way of signing in (password, provider) ends here, so what a sign-in needs
-    beyond the first proof is decided in one place.
+    beyond the first proof is decided in one place: a user with a confirmed second
+    factor gets `401 LOGIN_MFA_REQUIRED` and an `mfa_token`, and no session, unless
+    `second_factor` (the method `POST /auth/mfa/verify` checked) is given.
     """
     settings: Settings = request.app.state.settings
+    if second_factor is None:
+        mfa: Mfa = request.app.state.mfa
+        if await mfa.has_factor(user.id):
+            challenge = await mfa_tokens.issue(user.id, settings.mfa_token_lifetime_seconds)
+            body = MfaRequired(
+                detail=LOGIN_MFA_REQUIRED,
+                mfa_token=challenge.token,
+                expires_in=challenge.expires_in,
+                methods=["totp", "recovery_code"],
+            )
+            return JSONResponse(
+                body.model_dump(),
+                status.HTTP_401_UNAUTHORIZED,
+                headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+            )
     pair = await sessions.start(
-        user, client_ip(request, settings.trusted_proxies), request.headers.get("user-agent")
+        user,
+        client_ip(request, settings.trusted_proxies),
+        request.headers.get("user-agent"),
+        aal=1 if second_factor is None else 2,
     )
     response = token_response(pair)
     await manager.on_after_login(user, request, response)
@@ -241,6 +285,7 @@ def session_read(view: SessionView, current: uuid.UUID | None) -> SessionRead:
         current=session.id == current,
         revoked_at=view.ended_at,
         revoked_reason=view.ended_reason,
+        aal=session.aal,
     )
 
 

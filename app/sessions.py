@@ -204,8 +204,12 @@ class Sessions:
             refresh_expires_in=max(0, refresh_expires_in),
         )
 
-    async def start(self, user: UserDB, ip: str | None, user_agent: str | None) -> TokenPair:
+    async def start(
+        self, user: UserDB, ip: str | None, user_agent: str | None, aal: int = 1
+    ) -> TokenPair:
         """A new session for `user`, who just proved who they are; its first token pair.
+
+        `aal` is 2 when a second factor was proven too (app/mfa.py).
 
         Ended rows of the user (and a bounded batch of everyone's) are purged first, and
         past MAX_SESSIONS_PER_USER the oldest live sessions are ended (`evicted`).
@@ -220,6 +224,7 @@ class Sessions:
             expires_at=now + self.max_age,
             ip=ip[:IP_MAX_LENGTH] if ip else None,
             user_agent=user_agent[:USER_AGENT_MAX_LENGTH] if user_agent else None,
+            aal=aal,
         )
         return self.pair(user.id, session, now)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet
 from limits import parse_many
 from pydantic import (
     BaseModel,
@@ -119,6 +120,12 @@ class Settings(BaseSettings):
     refresh_reuse_grace_seconds: int = Field(default=10, ge=0)
     session_fresh_seconds: int = Field(default=600, ge=0)
     max_sessions_per_user: int = Field(default=100, ge=1)
+    # The second factor (app/mfa.py, docs/mfa.md).
+    mfa_encryption_key: SecretStr | None = Field(default=None, repr=False)
+    mfa_totp_tolerance_steps: int = Field(default=0, ge=0, le=1)
+    mfa_token_lifetime_seconds: int = Field(default=300, gt=0, le=3600)
+    mfa_token_max_attempts: int = Field(default=5, ge=1, le=20)
+    mfa_issuer: str = Field(default="FastAPI Users", min_length=1, max_length=100)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
@@ -165,6 +172,8 @@ class Settings(BaseSettings):
     rate_limit_verify_per_ip: str = "10/minute;100/hour"
     rate_limit_reset_password_per_ip: str = "10/minute;100/hour"
     rate_limit_refresh_per_ip: str = "60/minute;1000/hour"
+    rate_limit_mfa_failures_per_ip: str = "5/5minutes"
+    rate_limit_mfa_failures_per_account: str = "5/5minutes"
     redis_url: str | None = None
     redis_timeout_seconds: float = Field(default=0.5, gt=0)
     rate_limit_key_prefix: str = Field(default="fastapi-users-ratelimit", min_length=1)
@@ -212,7 +221,8 @@ class Settings(BaseSettings):
                      "rate_limit_request_verify_token_per_ip",
                      "rate_limit_request_verify_token_per_account",
                      "rate_limit_verify_per_ip", "rate_limit_reset_password_per_ip",
-                     "rate_limit_refresh_per_ip")  # fmt: skip
+                     "rate_limit_refresh_per_ip", "rate_limit_mfa_failures_per_ip",
+                     "rate_limit_mfa_failures_per_account")  # fmt: skip
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
         if value.strip():
@@ -223,6 +233,23 @@ class Settings(BaseSettings):
                     f"{value!r} is not a rate limit; write e.g. '5/minute' or '10/minute;100/hour'"
                 ) from None
         return value.strip()
+
+    @field_validator("mfa_encryption_key", mode="before")
+    @classmethod
+    def _check_mfa_encryption_key(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            for key in value.replace(",", " ").split():
+                try:
+                    Fernet(key)
+                except ValueError:
+                    raise ValueError(
+                        "each key must be a Fernet key (32 bytes, url-safe base64); make one "
+                        "with python -c 'from cryptography.fernet import Fernet; "
+                        "print(Fernet.generate_key().decode())'"
+                    ) from None
+        return value
 
     @field_validator("redis_url")
     @classmethod

@@ -26,7 +26,7 @@ from app.db import get_user_db
 from app.link_requests import LinkKind
 from app.logs import note_user, request_id_of
 from app.mail import Mailer, describe_lifetime, redact
-from app.models import RevokedReason, SessionUser, UserDB, normalize_email
+from app.models import MfaTotp, RevokedReason, SessionUser, UserDB, normalize_email
 from app.password_policy import password_problem
 from app.passwords import NoInlineHashing, PasswordHasher
 from app.sessions import Sessions, utcnow
@@ -450,8 +450,11 @@ class SessionStrategy(Strategy[UserDB, uuid.UUID]):
         """Start a session for `user` (no client details) and return its access token.
 
         Our login route starts sessions itself (with a refresh token); this serves
-        FastAPI Users' own `backend.login`.
+        FastAPI Users' own `backend.login`. A user with a second factor must sign in
+        through `app.session_routes.sign_in`, which asks for it: refused here.
         """
+        if await MfaTotp.exists(user_id=user.id, confirmed_at__isnull=False):
+            raise PermissionError("a user with a second factor signs in through sign_in")
         return (await self.sessions.start(user, None, None)).access_token
 
     async def destroy_token(self, token: str, user: UserDB) -> None:

@@ -516,6 +516,7 @@ SECRET_PATTERNS = [
     re.compile(r"Bearer [A-Za-z0-9._~+/=-]{8,}"),
     re.compile(r"token=[A-Za-z0-9._-]{8,}"),
     re.compile(r"[0-9a-f-]{36}\.[0-9]+\.[A-Za-z0-9_-]{43}"),  # a refresh token
+    re.compile(r"mfa_[A-Za-z0-9_-]{43}"),  # the mfa_token of a login's second step
     re.compile(r"(?<![*A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"),
 ]
 # The mail addresses the settings themselves name (the sender), which may be logged.

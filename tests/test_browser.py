@@ -5,6 +5,8 @@ sends its mails to the in-process SMTP server. JavaScript is off in the browser:
 pages must work without it. Screenshots go to test-artifacts/ (git-ignored).
 """
 
+import base64
+import io
 import os
 import shutil
 import subprocess
@@ -15,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import PIL.Image
 import pytest
+import zxingcpp
 from playwright.async_api import Browser, Page, Route, async_playwright
 
 from tests.conftest import (
@@ -328,3 +332,38 @@ async def test_redoc_renders_offline(live_server: LiveServer, offline_page: Page
     assert response.status == 200
     await offline_page.locator("h2", has_text="Auth:Jwt.Login").wait_for(timeout=20_000)
     await screenshot(offline_page, "docs-redoc")
+
+
+# --- the QR code of a TOTP enrolment -----------------------------------------------------------
+
+
+async def test_the_enrolment_qr_code_renders_and_decodes_to_the_uri(
+    api: httpx.AsyncClient, page: Page
+) -> None:
+    """The SVG from `POST /users/me/mfa/totp` displays in Chromium and reads back as its URI."""
+    await register(api, "qr@example.com")
+    tokens = await api.post(
+        "/auth/jwt/login", data={"username": "qr@example.com", "password": PASSWORD}
+    )
+    enrolment = await api.post(
+        "/users/me/mfa/totp",
+        json={"current_password": PASSWORD},
+        headers={"Authorization": f"Bearer {tokens.json()['access_token']}"},
+    )
+    assert enrolment.status_code == 200, enrolment.text
+    svg, uri = enrolment.json()["qr_svg"], enrolment.json()["otpauth_uri"]
+
+    # As a client shows it: the SVG document as an image, on a white page.
+    source = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    await page.set_content(
+        f'<body style="margin:0;background:#fff"><img id="qr" src="{source}" width="360"></body>'
+    )
+    image = page.locator("#qr")
+    assert await image.evaluate("img => img.complete && img.naturalWidth > 0")
+    shot = await image.screenshot()
+    (SCREENSHOTS / "mfa-qr.png").parent.mkdir(exist_ok=True)
+    (SCREENSHOTS / "mfa-qr.png").write_bytes(shot)
+
+    [found] = zxingcpp.read_barcodes(PIL.Image.open(io.BytesIO(shot)))
+    assert found.format == zxingcpp.BarcodeFormat.QRCode
+    assert found.text == uri

@@ -58,6 +58,11 @@ def sample_mails(mailer: Mailer) -> dict[str, EmailMessage]:
         "oauth_unlinked": mailer.build(
             "oauth_unlinked", ADDRESS, provider="github", account_email=""
         ),
+        "mfa_enabled": mailer.build("mfa_enabled", ADDRESS),
+        "mfa_disabled": mailer.build("mfa_disabled", ADDRESS, by_admin=False),
+        "mfa_recovery_codes": mailer.build("mfa_recovery_codes", ADDRESS),
+        "mfa_recovery_code_used": mailer.build("mfa_recovery_code_used", ADDRESS, left=1),
+        "mfa_failed": mailer.build("mfa_failed", ADDRESS),
     }
 
 

@@ -1,9 +1,11 @@
-"""Two uvicorn workers on one database: a session ended on one is refused on the other at once.
+"""Two uvicorn workers on one database: a session ended on one is refused on the other at once,
+and one TOTP code is accepted by one of them only.
 
 Each worker is its own `uvicorn app.app:app` process on its own port (so the test knows
 which one answers), both on the test database; nothing is cached between them.
 """
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -11,8 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 
+from app.models import MfaTotp
+from app.sessions import utcnow
 from app.settings import Settings
 from tests.conftest import PASSWORD, ROOT, TEST_SECRET, child_environment, free_port
 
@@ -92,3 +97,46 @@ def test_logout_on_one_worker_is_refused_on_the_other(workers: tuple[str, str]) 
             f"{second}/auth/jwt/refresh", json={"refresh_token": tokens["refresh_token"]}
         )
         assert refreshed.status_code == 400
+
+
+async def test_two_workers_cannot_both_accept_one_code(workers: tuple[str, str]) -> None:
+    """One TOTP code sent to both workers at once (two logins) signs in exactly once."""
+    first, second = workers
+    email = "two-factors@example.com"
+    async with httpx.AsyncClient(timeout=10) as http:
+        registered = await http.post(
+            f"{first}/auth/register", json={"email": email, "password": PASSWORD}
+        )
+        assert registered.status_code == 201
+        tokens = (
+            await http.post(
+                f"{first}/auth/jwt/login", data={"username": email, "password": PASSWORD}
+            )
+        ).json()
+        headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+        enrolment = await http.post(
+            f"{first}/users/me/mfa/totp", json={"current_password": PASSWORD}, headers=headers
+        )
+        # Confirmed here, so the code of the current step is still unused for the login.
+        await MfaTotp.all().update(confirmed_at=utcnow())
+        mfa_tokens = []
+        for _ in range(2):
+            step = await http.post(
+                f"{first}/auth/jwt/login", data={"username": email, "password": PASSWORD}
+            )
+            assert step.status_code == 401, step.text
+            mfa_tokens.append(step.json()["mfa_token"])
+        if time.time() % 30 > 27:  # too close to the next step: take that one
+            await asyncio.sleep(30 - time.time() % 30)
+        code = pyotp.TOTP(enrolment.json()["secret"]).now()
+
+        answers = await asyncio.gather(
+            *(
+                http.post(f"{url}/auth/mfa/verify", json={"mfa_token": token, "code": code})
+                for url, token in zip((first, second), mfa_tokens, strict=True)
+            )
+        )
+
+    assert sorted(answer.status_code for answer in answers) == [200, 400]
+    [refused] = [answer for answer in answers if answer.status_code == 400]
+    assert refused.json() == {"detail": "MFA_INVALID_CODE"}

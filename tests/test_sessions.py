@@ -322,8 +322,9 @@ async def test_my_sessions_lists_open_and_ended_sessions(
     assert mine["revoked_at"] is None
     assert set(mine) == {
         "id", "created_at", "auth_time", "last_refreshed_at", "expires_at", "ip", "user_agent",
-        "current", "revoked_at", "revoked_reason",
+        "current", "revoked_at", "revoked_reason", "aal",
     }  # fmt: skip
+    assert mine["aal"] == 1  # a password-only login
     assert listed[claims(other)["sid"]]["current"] is False
     assert listed[claims(ended)["sid"]]["revoked_reason"] == "logout"
     assert listed[claims(ended)["sid"]]["revoked_at"] is not None
