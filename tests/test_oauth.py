@@ -22,13 +22,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import jwt
+import pyotp
 import pytest
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr, ValidationError
 
-from app import oauth
+from app import mfa, oauth
 from app.app import create_app
-from app.models import AuditEvent, OAuthAccount, User, UserDB
+from app.models import AuditEvent, OAuthAccount, Session, User, UserDB
 from app.oauth import (
     FLOW_COOKIE,
     Endpoints,
@@ -447,6 +448,50 @@ async def test_the_page_flow_hands_an_error_to_the_front_end(client: httpx.Async
     """A callback without this browser's flow: the page hands the error code over."""
     fields = handed_over(await client.get("/auth/corp/page/callback?code=x&state=y"))
     assert fields == {"status": "400", "detail": "OAUTH_INVALID_STATE"}
+
+
+async def test_a_provider_sign_in_asks_for_the_second_factor(
+    client: httpx.AsyncClient,
+    create_user: CreateUser,
+    login: Login,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A linked user with TOTP on: the callback (and the page) give the MFA step, no token."""
+    now = 1_800_000_000.0
+    monkeypatch.setattr(mfa, "clock", lambda: now)
+    bob = await create_user("bob@example.com", is_verified=True)
+    assert (await provider_sign_in(client, "bob")).status_code == 200  # linked
+    headers = await login(bob.email)
+    enrolment = await client.post(
+        "/users/me/mfa/totp", json={"current_password": PASSWORD}, headers=headers
+    )
+    secret = enrolment.json()["secret"]
+    confirmed = await client.post(
+        "/users/me/mfa/totp/confirm", json={"code": pyotp.TOTP(secret).at(now)}, headers=headers
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    sessions_before = await Session.filter(user_id=bob.id).count()
+
+    step = await provider_sign_in(client, "bob")
+    assert step.status_code == 401, step.text
+    body = step.json()
+    assert body["detail"] == "LOGIN_MFA_REQUIRED"
+    assert "access_token" not in body
+    page = handed_over(await client.get(await provider_redirect(client, "bob", "/auth/corp/page")))
+    assert page["status"] == "401"
+    assert page["detail"] == "LOGIN_MFA_REQUIRED"
+    assert "access_token" not in page
+    assert await Session.filter(user_id=bob.id).count() == sessions_before
+
+    now += mfa.TOTP_PERIOD
+    verified = await client.post(
+        "/auth/mfa/verify",
+        json={"mfa_token": body["mfa_token"], "code": pyotp.TOTP(secret).at(now)},
+    )
+    me = await client.get("/users/me", headers=bearer(verified))
+    assert me.json()["id"] == str(bob.id)
+    listed = (await client.get("/users/me/sessions", headers=bearer(verified))).json()
+    assert [s["aal"] for s in listed if s["current"]] == [2]
 
 
 # --- configuration ---------------------------------------------------------------------------
