@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh clone: `make run` and `make test`.
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate migration test lint format browser wrk bench bench-import
+.PHONY: help install run migrate migration test lint format browser pgbouncer wrk bench bench-import
 
 # uv from PATH, or installed with pip into .tools/ when missing.
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
@@ -44,7 +44,13 @@ browser:  ## Install Debian's chromium for the browser tests (as root; skipped o
 	  || { [ "$$(id -u)" = 0 ] && apt-get update && apt-get install -y --no-install-recommends chromium; } \
 	  || echo "chromium is missing: the browser tests will be skipped (and fail with CI=true)"
 
-test: lint browser  ## Lint, type-check and run the whole suite
+# tests/test_pgbouncer.py runs a PgBouncer of its own in front of the test PostgreSQL.
+pgbouncer:  ## Install Debian's pgbouncer for the PgBouncer test (as root; skipped otherwise)
+	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] \
+	  || { [ "$$(id -u)" = 0 ] && apt-get update && apt-get install -y --no-install-recommends pgbouncer; } \
+	  || echo "pgbouncer is missing: the PgBouncer test will be skipped (and fail with CI=true)"
+
+test: lint browser pgbouncer  ## Lint, type-check and run the whole suite
 	$(RUN) pytest $(PYTEST_ARGS)
 
 wrk:  ## Install Debian's wrk, the load generator of the benchmark (as root)
