@@ -223,12 +223,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _database_options_usable(self) -> Self:
         # TLS parameters and pool sizes, checked here so a bad one stops the start in one line.
-        try:
-            apply_driver_options(
-                expand_db_url(self.database_url), self.database_pool_min, self.database_pool_max
-            )
-        except ValueError as exc:
-            raise ValueError(str(exc)) from None
+        apply_driver_options(
+            expand_db_url(self.database_url), self.database_pool_min, self.database_pool_max
+        )
         return self
 
     @model_validator(mode="after")
