@@ -44,7 +44,10 @@ def tls_context(verify_ca: bool, verify_host: bool, ca_file: str | None) -> ssl.
         context.verify_mode = ssl.CERT_NONE
         return context
     # Without a CA file, the system's trusted CAs (what cloud providers' certificates chain to).
-    context = ssl.create_default_context(cafile=ca_file)
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+    except ssl.SSLError as exc:
+        raise ValueError(f"{ca_file} holds no usable CA certificate (PEM): {exc}") from None
     context.check_hostname = verify_host
     return context
 

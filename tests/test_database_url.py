@@ -92,6 +92,7 @@ def test_sslmodes_asyncpg_knows_by_name(
         ("sslmode=bogus", "DATABASE_URL: sslmode=bogus is unknown; use one of disable,"),
         ("sslmode=require&sslrootcert=/no/such.pem", "DATABASE_URL: sslrootcert=/no/such.pem:"),
         ("sslrootcert={ca}", "DATABASE_URL: sslrootcert needs sslmode=verify-full"),
+        ("sslmode=verify-ca&sslrootcert={not_pem}", "DATABASE_URL: {not_pem} holds no usable CA"),
         ("sslmode=require&sslcert=client.pem", "DATABASE_URL: sslcert is not supported:"),
         ("channel_binding=require", "DATABASE_URL: channel_binding is not supported:"),
     ],
@@ -99,9 +100,11 @@ def test_sslmodes_asyncpg_knows_by_name(
 def test_postgres_parameters_the_service_cannot_use_stop_it_in_one_line(
     monkeypatch: pytest.MonkeyPatch, ca_file: Path, query: str, message: str
 ) -> None:
-    found = refusal(monkeypatch, f"{POSTGRES}?{query.format(ca=ca_file)}")
+    not_pem = ca_file.with_name("not.pem")
+    not_pem.write_text("not a certificate\n")
+    found = refusal(monkeypatch, f"{POSTGRES}?{query.format(ca=ca_file, not_pem=not_pem)}")
 
-    assert found.startswith(f"Configuration error: {message}")
+    assert found.startswith(f"Configuration error: {message.format(not_pem=not_pem)}")
 
 
 def test_mysql_ssl_modes(monkeypatch: pytest.MonkeyPatch, ca_file: Path) -> None:
