@@ -56,7 +56,7 @@ test: lint browser pgbouncer  ## Lint, type-check and run the whole suite
 wrk:  ## Install Debian's wrk, the load generator of the benchmark (as root)
 	@command -v wrk >/dev/null || { apt-get update && apt-get install -y --no-install-recommends wrk; }
 
-bench: install wrk  ## Benchmark the service against a bare JWT route (bench/; under 5 minutes)
+bench: install wrk  ## Benchmark the service against a bare JWT route (BENCH_DATABASE, BENCH_WORKERS; under 5 minutes)
 	$(RUN) python -m bench.run
 
 bench-import: install  ## Benchmark `python -m app import` of 100k users against executemany

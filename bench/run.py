@@ -60,7 +60,8 @@ SERVER_URLS = {
     "mysql": os.environ.get("TEST_MYSQL_URL", "mysql://root:@127.0.0.1:3306"),
 }
 # What `python main.py` runs: h11, which bounds the request head (MAX_HEADER_BYTES).
-H11_ARGS = ["--http", "h11", "--h11-max-incomplete-event-size", "16384"]
+MAX_HEADER_BYTES = Settings.model_fields["max_header_bytes"].default
+H11_ARGS = ["--http", "h11", "--h11-max-incomplete-event-size", str(MAX_HEADER_BYTES)]
 
 log = logging.getLogger("bench")
 
