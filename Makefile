@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh clone: `make run` and `make test`.
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate migration test lint format browser haproxy oidc wrk bench bench-import
+.PHONY: help install run migrate migration test lint format browser haproxy oidc pgbouncer wrk bench bench-import
 
 # uv from PATH, or installed with pip into .tools/ when missing.
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
@@ -57,13 +57,19 @@ oidc:  ## Install the OpenID provider of the OAuth tests (npm ci in tests/oidc)
 	  || echo "node/npm are missing: the OAuth tests will be skipped (and fail with CI=true)"
 	@! command -v npm >/dev/null || (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 
-test: lint browser haproxy oidc  ## Lint, type-check and run the whole suite
+# tests/test_pgbouncer.py runs a PgBouncer of its own in front of the test PostgreSQL.
+pgbouncer:  ## Install Debian's pgbouncer for the PgBouncer test (as root; skipped otherwise)
+	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] \
+	  || { [ "$$(id -u)" = 0 ] && apt-get update && apt-get install -y --no-install-recommends pgbouncer; } \
+	  || echo "pgbouncer is missing: the PgBouncer test will be skipped (and fail with CI=true)"
+
+test: lint browser haproxy oidc pgbouncer  ## Lint, type-check and run the whole suite
 	$(RUN) pytest $(PYTEST_ARGS)
 
 wrk:  ## Install Debian's wrk, the load generator of the benchmark (as root)
 	@command -v wrk >/dev/null || { apt-get update && apt-get install -y --no-install-recommends wrk; }
 
-bench: install wrk  ## Benchmark the service against a bare JWT route (bench/; under 5 minutes)
+bench: install wrk  ## Benchmark the service against a bare JWT route (BENCH_DATABASE, BENCH_WORKERS; under 5 minutes)
 	$(RUN) python -m bench.run
 
 bench-import: install  ## Benchmark `python -m app import` of 100k users against executemany

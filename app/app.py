@@ -25,9 +25,9 @@ from tortoise.contrib.fastapi import register_tortoise
 
 from app import admin, audit, health, metrics, mfa_routes, oauth_routes, outages, pages
 from app.audit import AuditAction
-from app.db import DatabaseNotReady, check_database, open_sqlite_reader, tortoise_config
+from app.db import DatabaseNotReady, check_schema, open_sqlite_reader, tortoise_config
 from app.docs import DOCS_PATHS, add_docs
-from app.health import Health, pending_migrations
+from app.health import Health
 from app.link_requests import LinkRequests, LinkRequestsDep
 from app.logs import RequestMiddleware, configure_logging, flush_logs
 from app.mail import Mailer
@@ -217,18 +217,6 @@ def without_route(router: APIRouter, path: str) -> APIRouter:
     """`router` without its route at `path` (replaced by one of ours)."""
     router.routes = [route for route in router.routes if getattr(route, "path", None) != path]
     return router
-
-
-async def check_schema() -> None:
-    """Refuse to serve a database that is unreachable, unmigrated or behind the models."""
-    await check_database()
-    pending = await pending_migrations()
-    if pending:
-        raise DatabaseNotReady(
-            f"The database lacks migration {pending[0]}"
-            + (f" and {len(pending) - 1} more" if len(pending) > 1 else "")
-            + "; run `aerich upgrade` first"
-        )
 
 
 async def refresh_pool_metrics() -> None:

@@ -12,6 +12,8 @@ from tortoise import Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError, OperationalError
 
+from app.database_url import apply_driver_options
+from app.health import pending_migrations
 from app.models import User
 from app.settings import ConfigError, Settings, load_settings
 from app.user_db import SQLiteReader, TortoiseUserDatabase
@@ -22,11 +24,18 @@ MODEL_MODULES = ["app.models", "aerich.models"]
 def connection_config(settings: Settings) -> dict[str, Any]:
     """The connection for `settings.database_url`; SQLite gets WAL and a busy timeout.
 
+    PostgreSQL and MariaDB get TLS and pool sizes as their drivers take them
+    (app/database_url.py).
+
     WAL lets readers run beside the one writer; the busy timeout makes a writer that
     finds the database locked by another process (a second worker, `aerich`, a
     backup) wait for it instead of failing with "database is locked".
     """
     connection = expand_db_url(settings.database_url)
+    try:
+        apply_driver_options(connection, settings.database_pool_min, settings.database_pool_max)
+    except ValueError as exc:
+        raise ConfigError(f"Configuration error: {exc}") from None
     if connection["engine"] == "tortoise.backends.sqlite":
         connection["credentials"]["journal_mode"] = "WAL"
         connection["credentials"]["busy_timeout"] = settings.sqlite_busy_timeout_ms
@@ -63,14 +72,15 @@ async def connect_once(settings: Settings) -> None:
         conn = await asyncpg.connect(
             host=credentials.get("host"), port=credentials.get("port"),
             user=credentials.get("user"), password=credentials.get("password"),
-            database=credentials.get("database"), timeout=10,
+            database=credentials.get("database"), ssl=credentials.get("ssl"), timeout=10,
         )  # fmt: skip
         await conn.close()
     else:
         mysql = await asyncmy.connect(
             host=credentials.get("host"), port=credentials.get("port") or 3306,
             user=credentials.get("user"), password=credentials.get("password") or "",
-            database=credentials.get("database"), connect_timeout=10,
+            database=credentials.get("database"), ssl=credentials.get("ssl"),
+            connect_timeout=10,
         )  # fmt: skip
         mysql.close()
 
@@ -96,7 +106,10 @@ def require_reachable(settings: Settings) -> None:
 
 
 def database_problem(settings: Settings) -> str | None:
-    """Why the service could not use DATABASE_URL (one line), or None (for `make run`)."""
+    """Why the service could not use DATABASE_URL (one line), or None (for `python main.py`).
+
+    The same checks as the app's start-up: reachable, migrated, no migration pending.
+    """
 
     # Imported here: app.mfa builds on modules that import this one.
     from app.mfa import MfaKeyMissing, require_mfa_key
@@ -104,14 +117,17 @@ def database_problem(settings: Settings) -> str | None:
     async def probe() -> None:
         await Tortoise.init(config=tortoise_config(settings))
         try:
-            await check_database()
+            await check_schema()
             await require_mfa_key(settings)
         finally:
             await Tortoise.close_connections()
 
     try:
+        # The driver's own error first (a refused TLS upgrade, a bad certificate), which
+        # Tortoise would wrap in a less telling one.
+        require_reachable(settings)
         asyncio.run(probe())
-    except (DatabaseNotReady, MfaKeyMissing) as exc:
+    except (ConfigError, DatabaseNotReady, MfaKeyMissing) as exc:
         return str(exc)
     return None
 
@@ -130,6 +146,18 @@ async def check_database() -> None:
         raise DatabaseNotReady(
             f"The database has no usable schema; run `aerich upgrade` first ({exc})"
         ) from exc
+
+
+async def check_schema() -> None:
+    """Refuse to serve a database that is unreachable, unmigrated or behind the models."""
+    await check_database()
+    pending = await pending_migrations()
+    if pending:
+        raise DatabaseNotReady(
+            f"The database lacks migration {pending[0]}"
+            + (f" and {len(pending) - 1} more" if len(pending) > 1 else "")
+            + "; run `aerich upgrade` first"
+        )
 
 
 def open_sqlite_reader() -> SQLiteReader | None:

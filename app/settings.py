@@ -26,6 +26,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import ConfigurationError
 
+from app.database_url import apply_driver_options
+
 logger = logging.getLogger(__name__)
 
 MIN_SECRET_BYTES = 32
@@ -112,6 +114,12 @@ class Settings(BaseSettings):
     secret: str | None = Field(default=None, repr=False)
     dev_secret_file: Path = Path(".dev-secret")
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    # PostgreSQL/MariaDB connections per worker (None: DATABASE_URL's minsize/maxsize, else 1/5).
+    database_pool_min: int | None = Field(default=None, ge=0)
+    database_pool_max: int | None = Field(default=None, ge=1)
+    # `python main.py` (make run): worker processes, and the request-head limit of each.
+    web_concurrency: int = Field(default=1, ge=1)
+    max_header_bytes: int = Field(default=16384, ge=1024)
     jwt_lifetime_seconds: int = Field(default=3600, gt=0)
     # Sessions (app/sessions.py, docs/sessions.md).
     session_idle_seconds: int = Field(default=7 * 86400, gt=0)
@@ -335,6 +343,14 @@ class Settings(BaseSettings):
         if "@" not in address or "\n" in value or "\r" in value:
             raise ValueError("must be an address, e.g. noreply@example.com or Name <a@b.c>")
         return value.strip()
+
+    @model_validator(mode="after")
+    def _database_options_usable(self) -> Self:
+        # TLS parameters and pool sizes, checked here so a bad one stops the start in one line.
+        apply_driver_options(
+            expand_db_url(self.database_url), self.database_pool_min, self.database_pool_max
+        )
+        return self
 
     @model_validator(mode="after")
     def _public_url_defaults_to_listening_address(self) -> Self:

@@ -1,12 +1,17 @@
 """`make bench`: the service and the floor app under wrk, on loopback, in one run.
 
-Starts the service (one uvicorn worker, a fresh SQLite database, production settings)
-and the floor app (bench/floor.py), drives both with wrk, prints a table and writes
-it as JSON to bench-results/. Every step is bounded by wrk's duration; waits are
-bounded by deadlines. BENCH_DURATION (seconds per step, default 8) trades
-precision for time.
+Starts the service (as `python main.py` runs it: uvicorn's h11 parser with the header
+limit, production settings, a fresh database) and the floor app (bench/floor.py), drives
+both with wrk, prints a table and writes it as JSON to bench-results/. Every step is
+bounded by wrk's duration; waits are bounded by deadlines. BENCH_DURATION (seconds per
+step, default 8) trades precision for time. BENCH_DATABASE picks the database: `sqlite`
+(default, a temporary file), `postgres` or `mysql` (the servers the tests use,
+TEST_POSTGRES_URL and TEST_MYSQL_URL, in databases of the bench's own, dropped at the
+end). BENCH_WORKERS (default 1) runs the service and the floor with that many uvicorn
+workers each.
 """
 
+import asyncio
 import json
 import logging
 import os
@@ -24,9 +29,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import asyncmy
+import asyncpg  # type: ignore[import-untyped]
 import httpx
+from tortoise import Tortoise, connections
 
+from app.db import tortoise_config
+from app.models import User
 from app.passwords import PasswordHasher
 from app.settings import Settings
 from bench.link_timing import next_request_ms
@@ -44,6 +55,13 @@ LIST_USERS = 1000
 VERIFY_SAMPLES = 20
 STARTUP_SECONDS = 30
 REFRESH_CONNECTIONS = 8
+SERVER_URLS = {
+    "postgres": os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432"),
+    "mysql": os.environ.get("TEST_MYSQL_URL", "mysql://root:@127.0.0.1:3306"),
+}
+# What `python main.py` runs: h11, which bounds the request head (MAX_HEADER_BYTES).
+MAX_HEADER_BYTES = Settings.model_fields["max_header_bytes"].default
+H11_ARGS = ["--http", "h11", "--h11-max-incomplete-event-size", str(MAX_HEADER_BYTES)]
 
 log = logging.getLogger("bench")
 
@@ -55,6 +73,8 @@ class Server:
     target: str
     env: dict[str, str]
     log: Path | None = None  # where its stderr goes (inherited when None)
+    args: list[str] = field(default_factory=list)  # more uvicorn options
+    workers: int = 1
     port: int = field(default_factory=lambda: free_port())
     process: subprocess.Popen[bytes] | None = None
 
@@ -68,8 +88,8 @@ class Server:
         stderr = self.log.open("ab") if self.log is not None else None
         self.process = subprocess.Popen(  # noqa: S603 (this venv's uvicorn, fixed arguments)
             [sys.executable, "-m", "uvicorn", self.target, "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", "1", "--no-access-log",
-             "--log-level", "warning"],
+             "--port", str(self.port), "--workers", str(self.workers), "--no-access-log",
+             "--log-level", "warning", *self.args],
             cwd=ROOT, env=self.env, stderr=stderr,
         )  # fmt: skip
         if stderr is not None:
@@ -86,18 +106,29 @@ class Server:
                 time.sleep(0.2)
         raise SystemExit(f"{self.target} did not answer within {STARTUP_SECONDS} s")
 
-    def cpu_seconds(self) -> float:
-        """CPU time the process has used so far (user and system)."""
+    def pids(self) -> list[int]:
+        """The process and, with several workers, its worker processes."""
         assert self.process is not None
-        stat = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [pid, *(int(child) for child in children)]
+
+    def cpu_seconds(self) -> float:
+        """CPU time the process and its workers have used so far (user and system)."""
+        total = 0
+        for pid in self.pids():
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(stat[11]) + int(stat[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def peak_rss_mib(self) -> float:
-        """The process's peak resident memory so far (VmHWM)."""
-        assert self.process is not None
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024
+        """The peak resident memory so far (VmHWM), summed over the process and its workers."""
+        total = 0
+        for pid in self.pids():
+            status = Path(f"/proc/{pid}/status").read_text()
+            line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+            total += int(line.split()[1])
+        return total / 1024
 
     def stop(self) -> None:
         """Stop it (bounded wait, then kill)."""
@@ -185,8 +216,34 @@ def wrk_during(
     return parse_wrk(storm_output), during
 
 
-def seed_users(database: Path, count: int, start: int = 0) -> None:
-    """Insert `count` users (seed-<start> on) into SQLite, all with the bench user's hash."""
+async def seed_users_async(database_url: str, count: int, start: int) -> None:
+    """Insert `count` users (seed-<start> on) through Tortoise, with the bench user's hash."""
+    settings = Settings(_env_file=None, database_url=database_url)  # type: ignore[call-arg]
+    await Tortoise.init(config=tortoise_config(settings))
+    try:
+        bench_user = await User.get(email=EMAIL)
+        hashed = bench_user.hashed_password
+        users = [
+            User(id=uuid.uuid4(), email=f"seed-{n}@example.com", hashed_password=hashed)
+            for n in range(start, start + count)
+        ]
+        await User.bulk_create(users, batch_size=1000)
+        # Planner statistics as a database at rest would have them.
+        dialect = connections.get("default").capabilities.dialect
+        if dialect == "postgres":
+            await connections.get("default").execute_script('ANALYZE "user"')
+        elif dialect == "mysql":
+            await connections.get("default").execute_query("ANALYZE TABLE `user`")
+    finally:
+        await Tortoise.close_connections()
+
+
+def seed_users(database_url: str, count: int, start: int = 0) -> None:
+    """Insert `count` users (seed-<start> on), all with the bench user's hash."""
+    if not database_url.startswith("sqlite://"):
+        asyncio.run(seed_users_async(database_url, count, start))
+        return
+    database = database_url.removeprefix("sqlite://")
     with closing(sqlite3.connect(database)) as connection, connection:
         hashed, created = connection.execute(
             "SELECT hashed_password, created_at FROM user WHERE email = ?", (EMAIL,)
@@ -206,6 +263,60 @@ def seed_users(database: Path, count: int, start: int = 0) -> None:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+async def make_superuser_async(database_url: str, email: str) -> None:
+    """Make `email` a superuser (for the admin list steps)."""
+    settings = Settings(_env_file=None, database_url=database_url)  # type: ignore[call-arg]
+    await Tortoise.init(config=tortoise_config(settings))
+    try:
+        await User.filter(email=email).update(is_superuser=True)
+    finally:
+        await Tortoise.close_connections()
+
+
+async def run_admin(kind: str, statement: str) -> None:
+    """Run one statement on the `kind` server as its administrator."""
+    parts = urlsplit(SERVER_URLS[kind])
+    if kind == "postgres":
+        conn = await asyncpg.connect(
+            host=parts.hostname, port=parts.port, user=parts.username,
+            password=parts.password, database="postgres", timeout=5,
+        )  # fmt: skip
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+    else:
+        mysql = await asyncmy.connect(
+            host=parts.hostname, port=parts.port or 3306, user=parts.username,
+            password=parts.password or "", connect_timeout=5,
+        )  # fmt: skip
+        try:
+            async with mysql.cursor() as cursor:
+                await cursor.execute(statement)
+        finally:
+            mysql.close()
+
+
+@contextmanager
+def bench_databases(kind: str, workdir: Path, *names: str) -> Iterator[list[str]]:
+    """The DATABASE_URLs of fresh databases `names` on `kind`, dropped (or deleted) after."""
+    if kind == "sqlite":
+        yield [f"sqlite://{workdir / name}.sqlite3" for name in names]
+        return
+    if kind not in SERVER_URLS:
+        raise SystemExit(f"BENCH_DATABASE={kind}: use sqlite, postgres or mysql")
+    created = [f"{name}_{os.getpid()}" for name in names]
+    charset = " CHARACTER SET utf8mb4" if kind == "mysql" else ""
+    try:
+        for name in created:
+            asyncio.run(run_admin(kind, f"DROP DATABASE IF EXISTS {name}"))
+            asyncio.run(run_admin(kind, f"CREATE DATABASE {name}{charset}"))
+        yield [f"{SERVER_URLS[kind]}/{name}" for name in created]
+    finally:
+        for name in created:
+            asyncio.run(run_admin(kind, f"DROP DATABASE IF EXISTS {name}"))
+
+
 def verify_seconds(settings: Settings) -> float:
     """Mean time of one verify with the default hash parameters, on this machine now."""
     hasher = PasswordHasher(settings)
@@ -216,16 +327,23 @@ def verify_seconds(settings: Settings) -> float:
     return (time.perf_counter() - started) / VERIFY_SAMPLES
 
 
-def run(seconds: float) -> dict[str, Any]:
-    """Every step of the benchmark; returns the figures."""
+def run(seconds: float, kind: str, workers: int) -> dict[str, Any]:
+    """Every step of the benchmark on a fresh database of `kind`; returns the figures."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
-    database = workdir / "bench.sqlite3"
+    with bench_databases(kind, workdir, "bench", "bench_no_audit") as (database, no_audit):
+        return run_on(seconds, workers, workdir, database, no_audit)
+
+
+def run_on(
+    seconds: float, workers: int, workdir: Path, database: str, no_audit_database: str
+) -> dict[str, Any]:
+    """Every step of the benchmark, the service on `database`; returns the figures."""
     secret = secrets.token_urlsafe(48)
     service_env = {
         **os.environ,
         "ENVIRONMENT": "production",
         "SECRET": secret,
-        "DATABASE_URL": f"sqlite://{database}",
+        "DATABASE_URL": database,
         # Production logging: a JSON access line per request (to a file, as a log
         # shipper would collect it). ACCESS_LOG=false make bench measures without it.
         "LOG_LEVEL": "info",
@@ -242,19 +360,21 @@ def run(seconds: float) -> dict[str, Any]:
     }
     # The same service without its audit trail, on a database of its own, to measure
     # what auditing costs login and registration.
-    no_audit_env = {**service_env, "DATABASE_URL": f"sqlite://{workdir / 'no-audit.sqlite3'}"}
+    no_audit_env = {**service_env, "DATABASE_URL": no_audit_database}
     for env in (service_env, no_audit_env):
         subprocess.run(  # noqa: S603 (this venv's aerich)
             [str(Path(sys.executable).with_name("aerich")), "upgrade"],
             cwd=ROOT, env=env, check=True, capture_output=True, timeout=120,
         )  # fmt: skip
-    service = Server("app.app:app", service_env, workdir / "service.log")
-    no_audit = Server("bench.no_audit:app", no_audit_env, workdir / "no-audit.log")
-    floor = Server("bench.floor:app", {**os.environ, "SECRET": secret})
+    service = Server("app.app:app", service_env, workdir / "service.log", H11_ARGS, workers)
+    no_audit = Server("bench.no_audit:app", no_audit_env, workdir / "no-audit.log", H11_ARGS)
+    # The same service on uvicorn's default parser (httptools, no header limit): what h11 costs.
+    httptools = Server("app.app:app", service_env, workdir / "httptools.log", [], workers)
+    floor = Server("bench.floor:app", {**os.environ, "SECRET": secret}, workers=workers)
     defaults = Settings(_env_file=None, secret=secret)  # type: ignore[call-arg]
-    figures: dict[str, Any] = {"verify_s": verify_seconds(defaults)}
+    figures: dict[str, Any] = {"verify_s": verify_seconds(defaults), "workers": workers}
 
-    with serving(service, no_audit, floor):
+    with serving(service, no_audit, httptools, floor):
         for server in (service, no_audit):
             for email in (EMAIL, LOGIN_EMAIL):
                 httpx.post(
@@ -281,6 +401,11 @@ def run(seconds: float) -> dict[str, Any]:
         steps = {
             "floor_get_c32": (f"{floor.url}/authenticated-route", "get.lua", 32),
             "authenticated_get_c32": (f"{service.url}/authenticated-route", "get.lua", 32),
+            "authenticated_get_c32_httptools": (
+                f"{httptools.url}/authenticated-route",
+                "get.lua",
+                32,
+            ),
             "users_me_c32": (f"{service.url}/users/me", "get.lua", 32),
             "refresh_c8": (f"{service.url}/auth/jwt/refresh", "refresh.lua", REFRESH_CONNECTIONS),
             "login_c8_1_user": (f"{service.url}/auth/jwt/login", "login.lua", 8),
@@ -292,7 +417,9 @@ def run(seconds: float) -> dict[str, Any]:
         }
         for name, (url, script, connections) in steps.items():
             log.info("%s ...", name)
-            server = no_audit if url.startswith(f"{no_audit.url}/") else service
+            server = next(
+                (s for s in (no_audit, httptools, floor) if url.startswith(f"{s.url}/")), service
+            )
             cpu_before = server.cpu_seconds()
             # Registration addresses are unique per run and step.
             figures[name] = wrk(
@@ -313,8 +440,7 @@ def run(seconds: float) -> dict[str, Any]:
         )
 
         # The admin user list (`GET /users`) at 1k users, then again at 100k.
-        with closing(sqlite3.connect(database)) as connection, connection:
-            connection.execute("UPDATE user SET is_superuser = 1 WHERE email = ?", (EMAIL,))
+        asyncio.run(make_superuser_async(database, EMAIL))
         log.info("seeding %d users ...", LIST_USERS)
         seed_users(database, LIST_USERS)
         list_steps = {
@@ -344,6 +470,7 @@ def run(seconds: float) -> dict[str, Any]:
             next_request_ms(service.url, EMAIL)
         )
         figures["service_peak_rss_mib"] = service.peak_rss_mib()
+        figures["httptools_peak_rss_mib"] = httptools.peak_rss_mib()
         log_file = workdir / "service.log"
         figures["access_log_lines"] = sum(
             '"logger":"app.access"' in line for line in log_file.read_text().splitlines()
@@ -362,6 +489,13 @@ def summarize(figures: dict[str, Any]) -> dict[str, Any]:
         "cores": cores,
         "hashing_limit_rps": hashing_limit,
         "authenticated_get_vs_floor": steps["authenticated_get_c32"]["rps"] / floor["rps"],
+        # CPU per request is steadier than req/s on a busy machine: the same target, by CPU.
+        "authenticated_get_cpu_vs_floor": floor["cpu_ms_per_request"]
+        / steps["authenticated_get_c32"]["cpu_ms_per_request"],
+        "h11_vs_httptools": steps["authenticated_get_c32"]["rps"]
+        / steps["authenticated_get_c32_httptools"]["rps"],
+        "h11_cpu_vs_httptools": steps["authenticated_get_c32"]["cpu_ms_per_request"]
+        / steps["authenticated_get_c32_httptools"]["cpu_ms_per_request"],
         "users_me_vs_floor": steps["users_me_c32"]["rps"] / floor["rps"],
         "refresh_vs_floor": steps["refresh_c8"]["rps"] / floor["rps"],
         "refresh_p99_vs_floor": steps["refresh_c8"]["p99_ms"] / floor["p99_ms"],
@@ -408,8 +542,14 @@ def table(figures: dict[str, Any], summary: dict[str, Any]) -> str:
         "",
         f"- one verify with the default parameters: {figures['verify_s'] * 1000:.1f} ms; "
         f"hashing limit ({summary['cores']} cores / verify): {summary['hashing_limit_rps']:.1f}/s",
+        f"- database: {figures['database']}; uvicorn workers (service and floor): "
+        f"{figures['workers']}",
         f"- authenticated GET: {summary['authenticated_get_vs_floor']:.2f} x floor; "
-        f"/users/me: {summary['users_me_vs_floor']:.2f} x floor",
+        f"/users/me: {summary['users_me_vs_floor']:.2f} x floor; by CPU per request "
+        f"(floor's / authenticated GET's): {summary['authenticated_get_cpu_vs_floor']:.2f}",
+        f"- h11 with the header limit vs httptools (authenticated GET): "
+        f"{summary['h11_vs_httptools']:.2f}x req/s, "
+        f"{summary['h11_cpu_vs_httptools']:.2f}x CPU per request",
         f"- refresh at {REFRESH_CONNECTIONS} connections: {summary['refresh_vs_floor']:.2f} x floor"
         f" req/s, p99 {summary['refresh_p99_vs_floor']:.1f} x floor p99",
         f"- login at 8 connections: {summary['login_vs_hashing_limit']:.2f} x hashing limit",
@@ -427,7 +567,7 @@ def table(figures: dict[str, Any], summary: dict[str, Any]) -> str:
         f"- GET /users cost at {SEEDED_USERS} users vs {LIST_USERS} (1/req/s, goal <= 2): "
         f"page {summary['users_page_100k_vs_1k']:.2f}x, "
         f"prefix search {summary['users_search_100k_vs_1k']:.2f}x",
-        f"- peak RSS: service {figures['service_peak_rss_mib']:.0f} MiB, "
+        f"- peak RSS (all workers): service {figures['service_peak_rss_mib']:.0f} MiB, "
         f"floor {figures['floor_peak_rss_mib']:.0f} MiB",
         f"- non-2xx: {summary['non2xx']}, 5xx: {summary['n5xx']}, "
         f"socket errors: {summary['socket_errors']}",
@@ -440,12 +580,14 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     seconds = float(os.environ.get("BENCH_DURATION", "8"))
+    kind = os.environ.get("BENCH_DATABASE", "sqlite")
+    workers = int(os.environ.get("BENCH_WORKERS", "1"))
     started = datetime.now(UTC)
-    figures = run(seconds)
+    figures = {"database": kind, **run(seconds, kind, workers)}
     summary = summarize(figures)
     sys.stdout.write(table(figures, summary) + "\n")
     RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"bench-{started:%Y%m%dT%H%M%SZ}.json"
+    path = RESULTS_DIR / f"bench-{started:%Y%m%dT%H%M%SZ}-{kind}-w{workers}.json"
     path.write_text(
         json.dumps(
             {"started": started.isoformat(), "figures": figures, "summary": summary}, indent=2
