@@ -94,13 +94,14 @@ def refuses_connections(port: int) -> bool:
 
 @dataclass
 class SlowInbox(Inbox):
-    """The test SMTP server's handler, which can take its time over each mail."""
+    """The test SMTP server's handler, which can hold each mail until the test lets go."""
 
-    delay: float = 0.0
+    holding: bool = False
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        """Wait `delay` seconds, then keep the mail."""
-        await asyncio.sleep(self.delay)
+        """Wait while `holding`, then keep the mail."""
+        while self.holding:
+            await asyncio.sleep(0.05)
         return await super().handle_DATA(server, session, envelope)
 
     def mails_to(self, address: str, count: int = 1, within: float = 15) -> list[EmailMessage]:
@@ -228,7 +229,12 @@ class Instance:
         """SIGTERM, and wait for the exit."""
         self.signal_stop()
         if self.process is not None:
-            self.process.wait(30)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()  # a test that failed half-way can leave it waiting
+                self.process.wait(5)
+                raise
         self.process = None
 
     def access_lines(self, route: str | None = None) -> list[dict[str, Any]]:
@@ -368,7 +374,7 @@ def cluster(
 @pytest.fixture
 def healthy(cluster: Cluster) -> Cluster:
     """The cluster, both instances serving through the load balancer, mails arriving at once."""
-    cluster.inbox.delay = 0
+    cluster.inbox.holding = False
     cluster.wait_healthy()
     return cluster
 
@@ -625,9 +631,9 @@ def test_sigterm_under_traffic_loses_no_request_and_the_instance_comes_back(
         register(http, c.lb, "mail-in-flight@example.com")
         tokens = log_in(http, c.lb, "steady@example.com")
         with Traffic(c.lb, tokens) as traffic:
-            # A mail under way when the instance is told to stop: the SMTP server takes
-            # longer than the drain over it.
-            c.inbox.delay = DRAIN_SECONDS + 2
+            # A mail under way when the instance is told to stop: the SMTP server holds
+            # it until the instance has stopped listening.
+            c.inbox.holding = True
             asked = http.post(
                 f"{c.a.url}/auth/forgot-password", json={"email": "mail-in-flight@example.com"}
             )
@@ -650,6 +656,7 @@ def test_sigterm_under_traffic_loses_no_request_and_the_instance_comes_back(
             assert draining.json()["checks"]["shutdown"] == "shutting_down"
             wait_for(lambda: refuses_connections(c.a.port), DRAIN_SECONDS + 5, "A stops listening")
             assert not [m for m in c.inbox.messages if m["To"] == "mail-in-flight@example.com"]
+            c.inbox.holding = False
 
             in_flight.sendall(body[10:])
             assert read_status(in_flight) == 201
@@ -659,7 +666,6 @@ def test_sigterm_under_traffic_loses_no_request_and_the_instance_comes_back(
             assert "Application shutdown complete" in c.a.log.read_text()
             c.inbox.mails_to("mail-in-flight@example.com", within=1)
 
-            c.inbox.delay = 0
             c.a.start()
             c.a.wait_ready()
             wait_for(lambda: c.a.access_lines("/users/me"), 15, "A takes traffic again")
