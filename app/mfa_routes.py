@@ -11,8 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi_users import exceptions
 from fastapi_users.openapi import OpenAPIResponseType
 
-from app import audit, mfa_tokens
-from app.audit import Event
+from app import mfa_tokens
 from app.mfa import (
     Mfa,
     MfaAlreadyEnabled,
@@ -33,7 +32,13 @@ from app.models import (
     TotpCode,
     TotpEnrolment,
 )
-from app.ratelimit import RATE_LIMIT_RESPONSES, TOO_MANY_REQUESTS, RateLimited, RateLimiter
+from app.ratelimit import (
+    RATE_LIMIT_RESPONSES,
+    RateLimited,
+    RateLimiter,
+    get_rate_limiter,
+    refuse,
+)
 from app.security import client_ip
 from app.session_routes import (
     UNAUTHORIZED,
@@ -68,14 +73,8 @@ async def get_mfa(request: Request) -> Mfa:
     return mfa
 
 
-async def get_limiter(request: Request) -> RateLimiter:
-    """The app's rate limiter."""
-    limiter: RateLimiter = request.app.state.rate_limiter
-    return limiter
-
-
 MfaDep = Annotated[Mfa, Depends(get_mfa)]
-LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
+LimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 
 
 def errors(status_code: int, *found: tuple[type[MfaError], str]) -> OpenAPIResponseType:
@@ -102,17 +101,9 @@ async def within_limits(request: Request, checking: Awaitable[T]) -> T:
     try:
         return await checking
     except RateLimited as exc:
-        limiter: RateLimiter = request.app.state.rate_limiter
         settings: Settings = request.app.state.settings
         ip = client_ip(request, settings.trusted_proxies)
-        if limiter.first_refusal_lately(exc.route, exc.scope, ip):
-            details = {"route": exc.route, "scope": exc.scope}
-            await audit.record(Event("rate_limited", details, outcome="refused"), request)
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            detail=TOO_MANY_REQUESTS,
-            headers={"Retry-After": str(exc.retry_after)},
-        ) from None
+        await refuse(request, request.app.state.rate_limiter, exc, ip)
 
 
 users_router = APIRouter()

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import redis.asyncio
 from fastapi import Depends, HTTPException, Request, status
@@ -282,14 +282,19 @@ async def enforce_rate_limits(
     except RateLimited as exc:
         if route.name == "login":
             await audit.record_login(request, "rate_limited")
-        if limiter.first_refusal_lately(exc.route, exc.scope, ip):
-            details = {"route": exc.route, "scope": exc.scope}
-            await audit.record(Event("rate_limited", details, outcome="refused"), request)
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            detail=TOO_MANY_REQUESTS,
-            headers={"Retry-After": str(exc.retry_after)},
-        ) from None
+        await refuse(request, limiter, exc, ip)
+
+
+async def refuse(request: Request, limiter: RateLimiter, exc: RateLimited, ip: str) -> NoReturn:
+    """Answer 429 with `Retry-After`; the first refusal of a while is audited."""
+    if limiter.first_refusal_lately(exc.route, exc.scope, ip):
+        details = {"route": exc.route, "scope": exc.scope}
+        await audit.record(Event("rate_limited", details, outcome="refused"), request)
+    raise HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        detail=TOO_MANY_REQUESTS,
+        headers={"Retry-After": str(exc.retry_after)},
+    ) from None
 
 
 # `dependencies=RATE_LIMITED` on a route or router applies `LIMITED_ROUTES` to it.
