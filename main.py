@@ -25,14 +25,15 @@ def main() -> None:
     # The app reads X-Forwarded-For itself, only from TRUSTED_PROXIES (app/security.py);
     # uvicorn's own proxy handling would trust 127.0.0.1 and rewrite the client address.
     # The app writes its own access line (ACCESS_LOG, app/logs.py) in place of uvicorn's.
-    # The h11 parser, because it bounds the request head (MAX_HEADER_BYTES); uvicorn's
-    # default httptools parser reads headers of any size (docs/security.md, "HTTP").
+    # h11 by default, because it bounds the request head (MAX_HEADER_BYTES); httptools,
+    # faster, reads headers of any size, so it is for a proxy that bounds them
+    # (HTTP_PARSER; docs/security.md, "HTTP").
     uvicorn.run(
         "app.app:app",
         host=settings.host,
         port=settings.port,
         workers=settings.web_concurrency,
-        http="h11",
+        http=settings.http_parser,
         h11_max_incomplete_event_size=settings.max_header_bytes,
         log_level=settings.log_level,
         proxy_headers=False,

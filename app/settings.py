@@ -120,6 +120,7 @@ class Settings(BaseSettings):
     # `python main.py` (make run): worker processes, and the request-head limit of each.
     web_concurrency: int = Field(default=1, ge=1)
     max_header_bytes: int = Field(default=16384, ge=1024)
+    http_parser: Literal["h11", "httptools"] = "h11"
     jwt_lifetime_seconds: int = Field(default=3600, gt=0)
     # Sessions (app/sessions.py, docs/sessions.md).
     session_idle_seconds: int = Field(default=7 * 86400, gt=0)

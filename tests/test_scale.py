@@ -96,12 +96,15 @@ def refuses_connections(port: int) -> bool:
 class SlowInbox(Inbox):
     """The test SMTP server's handler, which can hold each mail until the test lets go."""
 
-    holding: bool = False
+    # Set: mails go through; cleared: each waits (in aiosmtpd's thread) until it is set.
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.released.set()
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        """Wait while `holding`, then keep the mail."""
-        while self.holding:
-            await asyncio.sleep(0.05)
+        """Wait until `released`, then keep the mail."""
+        await asyncio.to_thread(self.released.wait, 30)
         return await super().handle_DATA(server, session, envelope)
 
     def mails_to(self, address: str, count: int = 1, within: float = 15) -> list[EmailMessage]:
@@ -374,7 +377,7 @@ def cluster(
 @pytest.fixture
 def healthy(cluster: Cluster) -> Cluster:
     """The cluster, both instances serving through the load balancer, mails arriving at once."""
-    cluster.inbox.holding = False
+    cluster.inbox.released.set()
     cluster.wait_healthy()
     return cluster
 
@@ -633,7 +636,7 @@ def test_sigterm_under_traffic_loses_no_request_and_the_instance_comes_back(
         with Traffic(c.lb, tokens) as traffic:
             # A mail under way when the instance is told to stop: the SMTP server holds
             # it until the instance has stopped listening.
-            c.inbox.holding = True
+            c.inbox.released.clear()
             asked = http.post(
                 f"{c.a.url}/auth/forgot-password", json={"email": "mail-in-flight@example.com"}
             )
@@ -656,7 +659,7 @@ def test_sigterm_under_traffic_loses_no_request_and_the_instance_comes_back(
             assert draining.json()["checks"]["shutdown"] == "shutting_down"
             wait_for(lambda: refuses_connections(c.a.port), DRAIN_SECONDS + 5, "A stops listening")
             assert not [m for m in c.inbox.messages if m["To"] == "mail-in-flight@example.com"]
-            c.inbox.holding = False
+            c.inbox.released.set()
 
             in_flight.sendall(body[10:])
             assert read_status(in_flight) == 201

@@ -148,6 +148,13 @@ def test_main_names_a_pending_migration(
 @pytest.fixture
 def served(tmp_path: Path, bytecode_cache: Path, aerich: Aerich) -> Iterator[str]:
     """`python main.py` with two workers on a migrated SQLite database; its base URL."""
+    with serving(tmp_path, bytecode_cache, aerich, WEB_CONCURRENCY="2") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, bytecode_cache: Path, aerich: Aerich, **settings: str) -> Iterator[str]:
+    """`python main.py` with `settings` on a migrated SQLite database; its base URL."""
     database = f"sqlite://{tmp_path / 'served.sqlite3'}"
     aerich.upgrade(database)
     port = free_port()
@@ -155,9 +162,9 @@ def served(tmp_path: Path, bytecode_cache: Path, aerich: Aerich) -> Iterator[str
         **child_environment(bytecode_cache),
         "DATABASE_URL": database,
         "SECRET": TEST_SECRET,
-        "WEB_CONCURRENCY": "2",
         "PORT": str(port),
         "LOG_LEVEL": "warning",
+        **settings,
     }
     process = subprocess.Popen(  # noqa: S603 (this venv's Python, fixed arguments)
         [sys.executable, str(ROOT / "main.py")], cwd=tmp_path, env=env,
@@ -230,3 +237,16 @@ def test_a_one_megabyte_header_is_refused_quickly_while_others_are_served(served
     for seconds, answer in answers:  # a 400, or the connection closed under the sender
         assert answer == b"" or answer.startswith(b"HTTP/1.1 400 "), answer[:100]
         assert seconds < 1, f"a 1 MB header took {seconds:.2f} s to refuse"
+
+
+def test_behind_a_proxy_the_faster_parser_can_be_chosen(
+    tmp_path: Path, bytecode_cache: Path, aerich: Aerich
+) -> None:
+    """HTTP_PARSER=httptools: no head limit of its own (the proxy's bounds it), h11 refuses."""
+    head = b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1_000_000
+    head += b"\r\nConnection: close\r\n\r\n"
+    with serving(tmp_path, bytecode_cache, aerich, HTTP_PARSER="httptools") as url:
+        assert send_raw(int(url.rsplit(":", 1)[1]), head).startswith(b"HTTP/1.1 200 ")
+    with serving(tmp_path, bytecode_cache, aerich, HTTP_PARSER="h11") as url:
+        answer = send_raw(int(url.rsplit(":", 1)[1]), head)
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 400 "), answer[:100]
