@@ -29,10 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import asyncmy
-import asyncpg  # type: ignore[import-untyped]
 import httpx
 from tortoise import Tortoise, connections
 
@@ -41,6 +38,9 @@ from app.models import User
 from app.passwords import PasswordHasher
 from app.settings import Settings
 from bench.link_timing import next_request_ms
+
+# The servers and the admin statement `make migration` uses (TEST_POSTGRES_URL, TEST_MYSQL_URL).
+from migrations.make import SERVER_URLS, run_admin
 
 ROOT = Path(__file__).resolve().parent.parent
 WRK_DIR = ROOT / "bench" / "wrk"
@@ -55,10 +55,6 @@ LIST_USERS = 1000
 VERIFY_SAMPLES = 20
 STARTUP_SECONDS = 30
 REFRESH_CONNECTIONS = 8
-SERVER_URLS = {
-    "postgres": os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432"),
-    "mysql": os.environ.get("TEST_MYSQL_URL", "mysql://root:@127.0.0.1:3306"),
-}
 # What `python main.py` runs: h11, which bounds the request head (MAX_HEADER_BYTES).
 MAX_HEADER_BYTES = Settings.model_fields["max_header_bytes"].default
 H11_ARGS = ["--http", "h11", "--h11-max-incomplete-event-size", str(MAX_HEADER_BYTES)]
@@ -271,30 +267,6 @@ async def make_superuser_async(database_url: str, email: str) -> None:
         await User.filter(email=email).update(is_superuser=True)
     finally:
         await Tortoise.close_connections()
-
-
-async def run_admin(kind: str, statement: str) -> None:
-    """Run one statement on the `kind` server as its administrator."""
-    parts = urlsplit(SERVER_URLS[kind])
-    if kind == "postgres":
-        conn = await asyncpg.connect(
-            host=parts.hostname, port=parts.port, user=parts.username,
-            password=parts.password, database="postgres", timeout=5,
-        )  # fmt: skip
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-    else:
-        mysql = await asyncmy.connect(
-            host=parts.hostname, port=parts.port or 3306, user=parts.username,
-            password=parts.password or "", connect_timeout=5,
-        )  # fmt: skip
-        try:
-            async with mysql.cursor() as cursor:
-                await cursor.execute(statement)
-        finally:
-            mysql.close()
 
 
 @contextmanager
