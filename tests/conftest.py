@@ -13,9 +13,11 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -32,6 +34,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from playwright.async_api import Browser, async_playwright
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.contrib.fastapi import RegisterTortoise
 
@@ -198,6 +201,65 @@ def database_url(backend: Backend, aerich: Aerich) -> str:
     url = backend.recreate("fastapi_users_test")
     aerich.upgrade(url)
     return url
+
+
+@contextlib.contextmanager
+def served_app(env: dict[str, str], port: int, ready_path: str) -> Iterator[str]:
+    """`uvicorn app.app:app` on loopback `port` with `env`, once `ready_path` answers 200."""
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(  # noqa: S603 (this interpreter's uvicorn, fixed arguments)
+        [sys.executable, "-m", "uvicorn", "app.app:app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}{ready_path}", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, "uvicorn exited during start-up"
+            time.sleep(0.05)
+        else:
+            raise AssertionError("uvicorn did not answer within 10 s")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def chromium_path() -> str:
+    """Debian's chromium (installed by `make test`); skipped without it, failed on CI."""
+    found = shutil.which("chromium")
+    if found is None:
+        reason = "chromium is not installed (apt-get install chromium, or run `make test`)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless, launched by Playwright (never a downloaded browser)."""
+    executable = chromium_path()
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=executable, args=CHROMIUM_FLAGS, headless=True
+        )
+        yield launched
+        await launched.close()
 
 
 def free_port() -> int:

@@ -7,11 +7,6 @@ pages must work without it. Screenshots go to test-artifacts/ (git-ignored).
 
 import base64
 import io
-import os
-import shutil
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +15,7 @@ import httpx
 import PIL.Image
 import pytest
 import zxingcpp
-from playwright.async_api import Browser, Page, Route, async_playwright
+from playwright.async_api import Browser, Page, Route
 
 from tests.conftest import (
     PASSWORD,
@@ -32,29 +27,11 @@ from tests.conftest import (
     child_environment,
     free_port,
     link_in,
+    served_app,
 )
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 SCREENSHOTS = ROOT / "test-artifacts"
 NEW_PASSWORD = "a completely different passphrase"
-
-
-def chromium_path() -> str:
-    """Debian's chromium (installed by `make test`); skipped without it, failed on CI."""
-    found = shutil.which("chromium")
-    if found is None:
-        reason = "chromium is not installed (apt-get install chromium, or run `make test`)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
 
 
 @dataclass
@@ -97,26 +74,8 @@ def live_server(
         "PASSWORD_HASH_PARALLELISM": "1",
         "LOG_LEVEL": "warning",
     }
-    server = subprocess.Popen(  # noqa: S603 (this interpreter's uvicorn, fixed arguments)
-        [sys.executable, "-m", "uvicorn", "app.app:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/openapi.json", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, "uvicorn exited during start-up"
-            time.sleep(0.05)
-        else:
-            raise AssertionError("uvicorn did not answer within 10 s")
-        yield LiveServer(url, smtp_server)
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
+    with served_app(env, port, "/openapi.json") as served:
+        yield LiveServer(served, smtp_server)
 
 
 @pytest.fixture
@@ -125,18 +84,6 @@ async def api(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     live_server.smtp.inbox.messages.clear()
     async with httpx.AsyncClient(base_url=live_server.url) as client:
         yield client
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """Debian's Chromium, headless, launched by Playwright (never a downloaded browser)."""
-    executable = chromium_path()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=executable, args=CHROMIUM_FLAGS, headless=True
-        )
-        yield launched
-        await launched.close()
 
 
 @pytest.fixture

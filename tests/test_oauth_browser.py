@@ -6,18 +6,15 @@ the provider, and lands on the front-end URL with the token pair in the fragment
 """
 
 import json
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
-from tests.conftest import TEST_SECRET, Aerich, Backend, child_environment, free_port
+from tests.conftest import TEST_SECRET, Aerich, Backend, child_environment, free_port, served_app
 from tests.oidc_provider import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -25,7 +22,7 @@ from tests.oidc_provider import (
     redirect_uris,
     start_provider,
 )
-from tests.test_browser import CHROMIUM_FLAGS, chromium_path, screenshot
+from tests.test_browser import screenshot
 
 
 @pytest.fixture(scope="module")
@@ -64,38 +61,8 @@ def service(
         "OAUTH_FRONTEND_URL": f"{url}/health/live",
         "PASSWORD_HASH_TIME_COST": "1", "PASSWORD_HASH_MEMORY_COST": "8",
     }  # fmt: skip
-    server = subprocess.Popen(  # noqa: S603 (this interpreter's uvicorn, fixed arguments)
-        [sys.executable, "-m", "uvicorn", "app.app:app", "--host", "127.0.0.1",
-         "--port", str(service_port), "--log-level", "warning"],
-        cwd=Path(__file__).resolve().parent.parent, env=env, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, "uvicorn exited during start-up"
-            time.sleep(0.05)
-        else:
-            raise AssertionError("uvicorn did not answer within 10 s")
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """Debian's Chromium, headless (never a downloaded browser)."""
-    executable = chromium_path()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=executable, args=CHROMIUM_FLAGS, headless=True
-        )
-        yield launched
-        await launched.close()
+    with served_app(env, service_port, "/health/live") as served:
+        yield served
 
 
 async def test_chromium_signs_in_with_the_provider(service: str, browser: Browser) -> None:
